@@ -1,0 +1,58 @@
+# assetctl: see README.md. `make demo` runs the main job on the example
+# site; `make test` runs the whole suite exactly as CI does.
+
+GO        ?= go
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION ?= v0.8.2
+VERSITYGW_VERSION   ?= v1.8.0
+BIN       := bin/assetctl
+export PATH := $(GOBIN):$(PATH)
+
+.PHONY: all build demo test lint unit tools tools-go tools-apt bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/assetctl
+
+## demo: build the example site into dist/ and show the manifest summary.
+demo: build
+	./$(BIN) build examples/site -o dist
+	@echo "built examples/site into dist/ (manifest: dist/manifest.json)"
+
+## test: gofmt check, go vet, staticcheck, then the race-enabled test suite.
+test: lint unit
+
+lint: tools-go
+	@fmt_out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$fmt_out" ]; then echo "gofmt needed on:"; echo "$$fmt_out"; exit 1; fi
+	$(GO) vet ./...
+	staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 45m ./...
+
+## tools: everything the tests need that a fresh machine lacks.
+tools: tools-apt tools-go
+
+tools-go:
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@command -v versitygw >/dev/null || $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+tools-apt:
+	@missing=""; \
+	command -v varnishd >/dev/null || [ -x /usr/sbin/varnishd ] || missing="$$missing varnish"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+bench: build
+	@echo "see BENCHMARKS.md for what each benchmark measures"
+
+fuzz:
+	@echo "fuzz targets are listed in README.md"
+
+clean:
+	rm -rf bin dist
