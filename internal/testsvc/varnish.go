@@ -1,0 +1,163 @@
+package testsvc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+)
+
+// Varnish is a running varnishd: a real caching HTTP edge in front of one
+// backend, honouring the backend's Cache-Control and accepting PURGE.
+type Varnish struct {
+	// URL is the edge's base URL, http://127.0.0.1:PORT.
+	URL string
+	// Dir holds edge.vcl, the varnish working directory and the pid file.
+	Dir string
+	pid int
+}
+
+// VarnishOptions configures StartVarnish.
+type VarnishOptions struct {
+	// Backend is the origin's host:port on loopback (required).
+	Backend string
+	// Purgers are the ACL entries allowed to PURGE; default "127.0.0.1".
+	// Set it to an address the test never uses to make every PURGE answer
+	// 405 Not allowed.
+	Purgers []string
+}
+
+// The edge's VCL. Varnish's built-in VCL already takes an object's TTL from
+// Cache-Control (s-maxage, max-age) and refuses to cache private/no-store;
+// this adds: no Cache-Control and no Expires => do not cache, PURGE from
+// the ACL, and X-Cache/X-Cache-Hits headers so tests can tell hits from
+// misses.
+var edgeVCL = template.Must(template.New("edge.vcl").Parse(`vcl 4.1;
+
+backend origin { .host = "{{.Host}}"; .port = "{{.Port}}"; }
+
+acl purgers {
+{{- range .Purgers}}
+  "{{.}}";
+{{- end}}
+}
+
+sub vcl_recv {
+  if (req.method == "PURGE") {
+    if (client.ip !~ purgers) {
+      return (synth(405, "Not allowed"));
+    }
+    return (purge);
+  }
+}
+
+sub vcl_backend_response {
+  if (!beresp.http.Cache-Control && !beresp.http.Expires) {
+    set beresp.ttl = 0s;
+    set beresp.uncacheable = true;
+    return (deliver);
+  }
+}
+
+sub vcl_deliver {
+  if (obj.hits > 0) {
+    set resp.http.X-Cache = "HIT";
+  } else {
+    set resp.http.X-Cache = "MISS";
+  }
+  set resp.http.X-Cache-Hits = obj.hits;
+}
+`))
+
+// StartVarnish starts varnishd on a free loopback port in front of
+// opts.Backend; it is stopped (by its pid file) when the test ends.
+func StartVarnish(t testing.TB, opts VarnishOptions) *Varnish {
+	t.Helper()
+	bin := Binary(t, "varnishd", "apt-get install -y varnish", "/usr/sbin")
+	host, port, ok := strings.Cut(opts.Backend, ":")
+	if !ok || host == "" || port == "" {
+		t.Fatalf("StartVarnish: backend %q is not host:port", opts.Backend)
+	}
+	purgers := opts.Purgers
+	if len(purgers) == 0 {
+		purgers = []string{"127.0.0.1"}
+	}
+	// varnishd drops privileges before it reads the VCL, so the directory
+	// must be readable by its unprivileged user: t.TempDir's parents are
+	// mode 700, hence a directory of our own with mode 755.
+	dir, err := os.MkdirTemp("", "assetctl-varnish-")
+	if err != nil {
+		t.Fatalf("make varnish dir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("chmod varnish dir: %v", err)
+	}
+	var vcl bytes.Buffer
+	if err := edgeVCL.Execute(&vcl, map[string]any{"Host": host, "Port": port, "Purgers": purgers}); err != nil {
+		t.Fatalf("render edge.vcl: %v", err)
+	}
+	vclPath := filepath.Join(dir, "edge.vcl")
+	if err := os.WriteFile(vclPath, vcl.Bytes(), 0o644); err != nil {
+		t.Fatalf("write edge.vcl: %v", err)
+	}
+	listen := FreePort(t)
+	pidFile := filepath.Join(dir, "varnish.pid")
+	// varnishd daemonizes: the command returns once the edge runs.
+	cmd := exec.Command(bin, "-a", Addr(listen), "-f", vclPath, "-n", filepath.Join(dir, "varnish"),
+		"-s", "malloc,64m", "-P", pidFile, "-T", "none")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start varnishd: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("read varnishd pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatalf("varnishd pid file %s: %v", pidFile, err)
+	}
+	v := &Varnish{URL: "http://" + Addr(listen), Dir: dir, pid: pid}
+	t.Cleanup(v.stop)
+	if err := WaitTCP(Addr(listen), 30*time.Second); err != nil {
+		t.Fatalf("varnishd did not listen on %s: %v", Addr(listen), err)
+	}
+	return v
+}
+
+// stop ends the varnishd manager (which stops its cache child) and waits
+// until it is gone, escalating to SIGKILL after 10 seconds.
+func (v *Varnish) stop() {
+	_ = syscall.Kill(v.pid, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(v.pid, 0); errors.Is(err, syscall.ESRCH) || zombie(v.pid) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(v.pid, syscall.SIGKILL)
+}
+
+// String names the edge in failure messages.
+func (v *Varnish) String() string { return fmt.Sprintf("varnishd at %s (dir %s)", v.URL, v.Dir) }
+
+// zombie reports whether pid has exited but not been reaped (a daemon's
+// parent is init, which in a container may never reap it).
+func zombie(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
