@@ -75,11 +75,8 @@ func (m *Moto) CreateDistribution(t testing.TB) string {
 			DefaultCacheBehavior: &cftypes.DefaultCacheBehavior{
 				TargetOriginId:       aws.String("s3"),
 				ViewerProtocolPolicy: cftypes.ViewerProtocolPolicyRedirectToHttps,
-				ForwardedValues: &cftypes.ForwardedValues{
-					QueryString: aws.Bool(false),
-					Cookies:     &cftypes.CookiePreference{Forward: cftypes.ItemSelectionNone},
-				},
-				MinTTL: aws.Int64(0),
+				// The managed CachingOptimized policy.
+				CachePolicyId: aws.String("658327ea-f89d-4fab-a63d-7e88639e58f6"),
 			},
 		},
 	})
