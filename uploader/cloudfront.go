@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudfront/types"
 	"github.com/aws/smithy-go"
 	"github.com/cenkalti/backoff/v5"
+	"golang.org/x/sync/errgroup"
 )
 
 // CloudFront limits and defaults.
@@ -328,20 +329,36 @@ func (c *CloudFront) find(ctx context.Context, dist, ref string, n int) (*priorI
 	slices.SortStableFunc(items, func(a, b types.InvalidationSummary) int {
 		return aws.ToTime(b.CreateTime).Compare(aws.ToTime(a.CreateTime))
 	})
-	for _, it := range items[:min(n, len(items))] {
-		got, err := c.client.GetInvalidation(ctx, &cloudfront.GetInvalidationInput{DistributionId: aws.String(dist), Id: it.Id})
-		if err != nil {
-			return nil, fmt.Errorf("get invalidation %s: %w", aws.ToString(it.Id), err)
+	items = items[:min(n, len(items))]
+	// Fetch the candidates in parallel; the newest match wins.
+	found := make([]*priorInvalidation, len(items))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(5)
+	for i, it := range items {
+		g.Go(func() error {
+			got, err := c.client.GetInvalidation(gctx, &cloudfront.GetInvalidationInput{DistributionId: aws.String(dist), Id: it.Id})
+			if err != nil {
+				return fmt.Errorf("get invalidation %s: %w", aws.ToString(it.Id), err)
+			}
+			inv := got.Invalidation
+			if inv == nil || inv.InvalidationBatch == nil || aws.ToString(inv.InvalidationBatch.CallerReference) != ref {
+				return nil
+			}
+			var paths []string
+			if inv.InvalidationBatch.Paths != nil {
+				paths = inv.InvalidationBatch.Paths.Items
+			}
+			found[i] = &priorInvalidation{id: aws.ToString(inv.Id), paths: paths}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, f := range found {
+		if f != nil {
+			return f, nil
 		}
-		inv := got.Invalidation
-		if inv == nil || inv.InvalidationBatch == nil || aws.ToString(inv.InvalidationBatch.CallerReference) != ref {
-			continue
-		}
-		var paths []string
-		if inv.InvalidationBatch.Paths != nil {
-			paths = inv.InvalidationBatch.Paths.Items
-		}
-		return &priorInvalidation{id: aws.ToString(inv.Id), paths: paths}, nil
 	}
 	return nil, nil
 }

@@ -152,6 +152,53 @@ func TestPurgeAgainstVarnish(t *testing.T) {
 	}
 }
 
+// Varnish caches by Host and URL, so an edge reached by another address
+// than the site's name is purged with PurgeOptions.Host.
+func TestPurgeHostOverride(t *testing.T) {
+	o := newOrigin(t)
+	edge := testsvc.StartVarnish(t, testsvc.VarnishOptions{Backend: o.addr()})
+	ctx := context.Background()
+	get := func() string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, edge.URL+"/index.html", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "www.example.com"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	o.set("/index.html", "v1", "public, max-age=60")
+	get()
+	o.set("/index.html", "v2", "public, max-age=60")
+
+	byAddress, err := uploader.NewPurge(edge.URL, uploader.PurgeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byAddress.Invalidate(ctx, []string{"/index.html"}, "r"); err != nil {
+		t.Fatalf("Invalidate: %v", err)
+	}
+	if got := get(); got != "v1" {
+		t.Fatalf("after a purge under the edge's address: got %q, want the stale v1 (another cache key)", got)
+	}
+	byName, err := uploader.NewPurge(edge.URL, uploader.PurgeOptions{Host: "www.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := byName.Invalidate(ctx, []string{"/index.html"}, "r"); err != nil {
+		t.Fatalf("Invalidate: %v", err)
+	}
+	if got := get(); got != "v2" {
+		t.Errorf("after a purge with Host www.example.com: got %q, want v2", got)
+	}
+}
+
 func TestPurgeRefusedByEdge(t *testing.T) {
 	o := newOrigin(t)
 	// Only an address this test never uses may purge: Varnish answers 405.
@@ -185,6 +232,10 @@ func fakeFlakyEdge(t *testing.T, failures int64, status int) (*httptest.Server, 
 			http.Error(w, "want PURGE", http.StatusMethodNotAllowed)
 			return
 		}
+		if r.Header.Get("Fastly-Key") != "k" {
+			http.Error(w, "missing Fastly-Key", http.StatusUnauthorized)
+			return
+		}
 		if calls.Add(1) <= failures {
 			http.Error(w, "busy", status)
 			return
@@ -197,7 +248,7 @@ func fakeFlakyEdge(t *testing.T, failures int64, status int) (*httptest.Server, 
 
 func TestPurgeRetries(t *testing.T) {
 	ctx := context.Background()
-	opts := uploader.PurgeOptions{RetryInterval: time.Millisecond, MaxTries: 4}
+	opts := uploader.PurgeOptions{RetryInterval: time.Millisecond, MaxTries: 4, Header: http.Header{"Fastly-Key": {"k"}}}
 	tests := []struct {
 		name      string
 		failures  int64
