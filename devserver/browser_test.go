@@ -1,0 +1,146 @@
+package devserver
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/assetctl/assetctl/internal/testsvc"
+)
+
+// browserDeadline bounds every wait on browser state. It is a correctness
+// deadline: only a broken reload path takes anywhere near it.
+const browserDeadline = 30 * time.Second
+
+// waitJS evaluates expr in the page until it is true. It polls from Go, not
+// with chromedp.Poll, because the waits here span page reloads.
+func waitJS(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(browserDeadline)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		evalCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ok, err := chromedp.Run(evalCtx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		lastErr = err
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("waited %v for %s: still false (last error: %v)", browserDeadline, expr, lastErr)
+}
+
+func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitClients waits until n live-reload clients are connected, so a change
+// made next is announced to them rather than found on connect.
+func waitClients(t *testing.T, d *devServer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(browserDeadline)
+	for d.Server.hub.count() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("live-reload clients: got %d, want %d", d.Server.hub.count(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const (
+	overlayText  = `(document.getElementById("__assetctl_error_overlay")?.shadowRoot?.textContent ?? "")`
+	titleColor   = `getComputedStyle(document.getElementById("title")).color`
+	outText      = `document.getElementById("out").textContent`
+	styleSheets  = `document.querySelectorAll('link[rel="stylesheet"]').length`
+	noNavigation = `window.marker === "still here"`
+)
+
+func TestBrowserLiveReload(t *testing.T) {
+	d := startDev(t, Options{})
+	ctx := testsvc.Chromium(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(d.URL+"/")); err != nil {
+		t.Fatalf("open page: %v", err)
+	}
+	waitJS(t, ctx, outText+` === "version 1"`)
+	if got := evalJS[string](t, ctx, titleColor); got != "rgb(255, 0, 0)" {
+		t.Fatalf("initial colour: got %q, want rgb(255, 0, 0)", got)
+	}
+	waitClients(t, d, 1)
+
+	t.Run("css change swaps the stylesheet without a reload", func(t *testing.T) {
+		evalJS[string](t, ctx, `window.marker = "still here"`)
+		d.write(t, "css/site.css", "h1 { color: rgb(0, 0, 255); }\n")
+		waitJS(t, ctx, titleColor+` === "rgb(0, 0, 255)"`)
+		if !evalJS[bool](t, ctx, noNavigation) {
+			t.Fatal("window.marker: got it gone, want the page not reloaded")
+		}
+		// The old <link> goes once the new one has loaded.
+		waitJS(t, ctx, styleSheets+` === 1`)
+	})
+
+	t.Run("script change reloads with the new behaviour", func(t *testing.T) {
+		d.write(t, "js/app.js", "document.getElementById(\"out\").textContent = \"version 2\";\n")
+		waitJS(t, ctx, outText+` === "version 2"`)
+		if evalJS[bool](t, ctx, `window.marker !== undefined`) {
+			t.Fatal("window.marker: got it kept, want a fresh page after a script change")
+		}
+		if got := evalJS[string](t, ctx, titleColor); got != "rgb(0, 0, 255)" {
+			t.Fatalf("colour after reload: got %q, want the edited rgb(0, 0, 255)", got)
+		}
+	})
+
+	t.Run("broken script shows the overlay at its file and line", func(t *testing.T) {
+		waitClients(t, d, 1)
+		evalJS[string](t, ctx, `window.marker = "still here"`)
+		d.write(t, "js/app.js", "// app\nconst out = document.getElementById(\"out\");\nout.textContent = ;\n")
+		waitJS(t, ctx, overlayText+`.includes("js/app.js:3:19")`)
+		text := evalJS[string](t, ctx, overlayText)
+		if !strings.Contains(text, `Unexpected ";"`) || !strings.Contains(text, "out.textContent = ;") {
+			t.Fatalf("overlay: got %q, want the message and the source line", text)
+		}
+		if !evalJS[bool](t, ctx, noNavigation) {
+			t.Fatal("window.marker: got it gone, want the broken build not to reload the page")
+		}
+		// A page opened while the build is broken shows the overlay too.
+		tab, cancel := chromedp.NewContext(ctx)
+		defer cancel()
+		if err := chromedp.Do(tab, chromedp.Navigate(d.URL+"/")); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, tab, overlayText+`.includes("js/app.js:3:19")`)
+	})
+
+	t.Run("fixing the script removes the overlay", func(t *testing.T) {
+		d.write(t, "js/app.js", "document.getElementById(\"out\").textContent = \"version 3\";\n")
+		waitJS(t, ctx, outText+` === "version 3"`)
+		waitJS(t, ctx, overlayText+` === ""`)
+	})
+}
+
+func TestBrowserReconnectsAfterRestart(t *testing.T) {
+	site := copyTree(t, "testdata/site")
+	addr := testsvc.Addr(testsvc.FreePort(t))
+	first := startDevOn(t, Options{SiteDir: site}, addr)
+	ctx := testsvc.Chromium(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(first.URL+"/")); err != nil {
+		t.Fatalf("open page: %v", err)
+	}
+	waitJS(t, ctx, outText+` === "version 1"`)
+	waitClients(t, first, 1)
+	if err := first.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	// Edited while no server runs: the tab must catch up on reconnect.
+	writeFiles(t, site, map[string]string{"js/app.js": "document.getElementById(\"out\").textContent = \"after restart\";\n"})
+	startDevOn(t, Options{SiteDir: site}, addr)
+	waitJS(t, ctx, outText+` === "after restart"`)
+}
