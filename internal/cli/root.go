@@ -86,6 +86,7 @@ config file (assetctl.yaml at the site root, or --config).`,
 	// One line per command; each command lives in its own file.
 	root.AddCommand(
 		newVersionCmd(e),
+		newDeployCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/assetctl/assetctl/uploader"
+)
+
+// writeSummary prints the plan of a dry run, or what a deploy did.
+func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
+	p := res.Plan
+	dest := "s3://" + p.Bucket + "/" + p.Prefix
+	what := "build " + p.BuildID
+	if p.Rollback {
+		what = "rollback to build " + p.BuildID
+	}
+	if dryRun {
+		fmt.Fprintf(w, "plan: %s -> %s (live: %s)\n", what, dest, orNone(p.PreviousBuildID))
+		section := func(title string, actions []uploader.Action) {
+			fmt.Fprintf(w, "%s: %d\n", title, len(actions))
+			for _, a := range actions {
+				fmt.Fprintf(w, "  %-7s %s (%s)", a.Op, a.Key, a.Reason)
+				if a.Size > 0 {
+					fmt.Fprintf(w, " %s", humanBytes(a.Size))
+				}
+				if a.Headers != nil {
+					fmt.Fprintf(w, "\n          Content-Type: %s\n          Cache-Control: %s", a.Headers.ContentType, a.Headers.CacheControl)
+				}
+				fmt.Fprintln(w)
+			}
+		}
+		section("1. assets", p.Assets)
+		fmt.Fprintf(w, "2. deploy record: %s\n", orNone(p.Record))
+		section("3. pages", p.Pages)
+		section("4. removed pages", p.Removes)
+		fmt.Fprintf(w, "5. invalidate: %d paths\n", len(p.Invalidate))
+		for _, path := range p.Invalidate {
+			fmt.Fprintf(w, "  %s\n", path)
+		}
+		section("6. prune", p.Prune)
+		if p.PruneSkipped != "" {
+			fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
+		}
+		fmt.Fprintf(w, "unchanged: %d files (skipped)\ndry run: nothing was changed\n", p.Skipped)
+		return
+	}
+	if !p.Changed() {
+		fmt.Fprintf(w, "%s is already live at %s: nothing to do (%d files unchanged, %s)\n", p.BuildID, dest, p.Skipped, res.Duration.Round(time.Millisecond))
+		return
+	}
+	fmt.Fprintf(w, "deployed %s to %s in %s\n", what, dest, res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "  uploaded %d files (%s), updated headers of %d, skipped %d unchanged, deleted %d\n",
+		res.Uploaded, humanBytes(res.Bytes), res.HeadersSet, res.Skipped, res.Deleted)
+	if len(p.Invalidate) > 0 && res.CDNs == 0 {
+		fmt.Fprintf(w, "  %d changed page paths; no CDN to invalidate (--cloudfront-distribution, --purge)\n", len(p.Invalidate))
+	} else if len(p.Invalidate) > 0 {
+		fmt.Fprintf(w, "  invalidated %d paths at %d CDNs", len(p.Invalidate), res.CDNs)
+		if len(res.Invalidations) > 0 {
+			fmt.Fprintf(w, " (%s)", strings.Join(res.Invalidations, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	if p.PruneSkipped != "" {
+		fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
+	}
+	if res.PruneError != "" {
+		fmt.Fprintf(w, "  prune failed (retried next deploy): %s\n", res.PruneError)
+	}
+}
+
+// appendStepSummary appends a Markdown summary to GitHub Actions' step summary file.
+func appendStepSummary(path string, res *uploader.Result, deployErr error) error {
+	p := res.Plan
+	var b strings.Builder
+	status := "✅ deployed"
+	if deployErr != nil {
+		status = "❌ failed: " + deployErr.Error()
+	}
+	fmt.Fprintf(&b, "### assetctl deploy `%s` → `s3://%s/%s`\n\n%s\n\n", p.BuildID, p.Bucket, p.Prefix, status)
+	b.WriteString("| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| uploaded | %d files (%s) |\n", res.Uploaded, humanBytes(res.Bytes))
+	fmt.Fprintf(&b, "| headers updated | %d |\n| unchanged | %d |\n| deleted | %d |\n", res.HeadersSet, res.Skipped, res.Deleted)
+	fmt.Fprintf(&b, "| invalidated paths | %d |\n", len(p.Invalidate))
+	if len(res.Invalidations) > 0 {
+		fmt.Fprintf(&b, "| invalidation IDs | %s |\n", strings.Join(res.Invalidations, ", "))
+	}
+	fmt.Fprintf(&b, "| time | %s |\n\n", res.Duration.Round(time.Millisecond))
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open step summary: %w", err)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return fmt.Errorf("write step summary: %w", err)
+	}
+	return f.Close()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

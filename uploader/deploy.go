@@ -1,0 +1,330 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/assetctl/assetctl/manifest"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure a Deployer. The zero value of every field is its default.
+type Options struct {
+	// Bucket names the bucket in plans and summaries.
+	Bucket string
+	// Prefix is the folder inside the bucket ("site" or "site/"); deploy
+	// never lists, writes or deletes anything outside it. Default: the
+	// bucket root.
+	Prefix string
+	// Concurrency is how many transfers run at once. Default: 16.
+	Concurrency int
+	// Keep is how many of the latest deploy records protect the assets
+	// they reference from pruning. Default: 3.
+	Keep int
+	// Grace keeps the assets of every deploy that was live at any moment
+	// within this period before now. Default: 24h; negative means none.
+	Grace time.Duration
+	// MaxDeletes stops the prune (not the deploy) when it would delete more
+	// objects than this. Default: 0, no cap.
+	MaxDeletes int
+	// NoPrune skips pruning. Default: prune.
+	NoPrune bool
+	// Rules override the default headers per output-path glob.
+	Rules []Rule
+	// Invalidators are told the changed page paths after publishing.
+	Invalidators []Invalidator
+	// Wait waits for every invalidation to complete. Default: don't wait.
+	Wait bool
+	// DryRun plans against the real bucket and changes nothing.
+	DryRun bool
+	// Logger receives progress detail. Default: discard.
+	Logger *slog.Logger
+	// Progress receives per-step and per-file events. Default: none.
+	Progress Progress
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Deployer publishes builds to one store prefix.
+type Deployer struct {
+	store  Store
+	opts   Options
+	prefix string
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New validates opts and returns a Deployer writing through store.
+func New(store Store, opts Options) (*Deployer, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 16
+	}
+	if opts.Keep <= 0 {
+		opts.Keep = 3
+	}
+	switch {
+	case opts.Grace == 0:
+		opts.Grace = 24 * time.Hour
+	case opts.Grace < 0:
+		opts.Grace = 0
+	}
+	if opts.MaxDeletes < 0 {
+		return nil, fmt.Errorf("new deployer: max deletes %d is negative", opts.MaxDeletes)
+	}
+	if err := validateRules(opts.Rules); err != nil {
+		return nil, fmt.Errorf("new deployer: %w", err)
+	}
+	d := &Deployer{store: store, opts: opts, log: opts.Logger, now: opts.Now}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.opts.Progress == nil {
+		d.opts.Progress = noProgress{}
+	}
+	d.prefix = strings.Trim(opts.Prefix, "/")
+	if d.prefix != "" {
+		d.prefix += "/"
+	}
+	if opts.DryRun {
+		d.store = &dryRunStore{Store: store, log: d.log}
+	}
+	return d, nil
+}
+
+// Result is what a deploy did.
+type Result struct {
+	Plan          *Plan    `json:"plan"`
+	DryRun        bool     `json:"dryRun,omitempty"`
+	Uploaded      int      `json:"uploaded"`
+	HeadersSet    int      `json:"headersSet"`
+	Skipped       int      `json:"skipped"`
+	Deleted       int      `json:"deleted"`
+	Bytes         int64    `json:"bytes"`
+	Invalidations []string `json:"invalidations"`
+	// CDNs is how many invalidators were told about the changed paths.
+	CDNs       int           `json:"cdns"`
+	PruneError string        `json:"pruneError,omitempty"`
+	Duration   time.Duration `json:"durationNs"`
+}
+
+// Deploy publishes the build in dir: (1) new fingerprinted assets, (2) the
+// deploy record, (3) changed pages and un-hashed files, (4) removal of
+// pages the site dropped, (5) CDN invalidation of the changed pages,
+// (6) prune. A failure or cancellation in a step stops before the next
+// one, so no published page ever references a missing asset; running the
+// same deploy again completes it.
+func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
+	start := d.now()
+	m, err := manifest.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	rem, err := d.readRemote(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := d.plan(ctx, rem, planInput{m: m, src: dirSource{dir: dir}, headers: func(o manifest.Output) Headers {
+		return headersFor(d.opts.Rules, o.Path, o.ContentType, o.Hash, o.Immutable)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return d.execute(ctx, p, start)
+}
+
+func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Result, error) {
+	res := &Result{Plan: p, DryRun: d.opts.DryRun, Skipped: p.Skipped, Invalidations: []string{}}
+	var uploaded, headersSet atomic.Int64
+	var written atomic.Int64
+	run := func(step string, actions []Action) error {
+		if len(actions) == 0 {
+			return nil
+		}
+		var total int64
+		for _, a := range actions {
+			total += a.Size
+		}
+		d.opts.Progress.Step(step, len(actions), total)
+		d.log.Debug("publishing "+step, "files", len(actions), "bytes", total)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(d.opts.Concurrency)
+		for _, a := range actions {
+			g.Go(func() error {
+				if err := d.apply(gctx, p, a); err != nil {
+					return err
+				}
+				switch a.Op {
+				case OpUpload:
+					uploaded.Add(1)
+					written.Add(a.Size)
+				case OpHeaders:
+					headersSet.Add(1)
+				}
+				d.opts.Progress.Done(a)
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("publish %s: %w", step, err)
+		}
+		// A cancelled context stops here, between steps, never half-way into the next.
+		return ctx.Err()
+	}
+	finish := func(err error) (*Result, error) {
+		res.Uploaded, res.HeadersSet, res.Bytes = int(uploaded.Load()), int(headersSet.Load()), written.Load()
+		res.Duration = d.now().Sub(start)
+		return res, err
+	}
+
+	if err := run("assets", p.Assets); err != nil {
+		return finish(fmt.Errorf("%w (no page was published)", err))
+	}
+	if p.record != nil {
+		if err := d.writeRecord(ctx, p); err != nil {
+			return finish(fmt.Errorf("publish deploy record: %w (no page was published)", err))
+		}
+		d.opts.Progress.Done(Action{Op: OpUpload, Path: strings.TrimPrefix(p.Record, d.prefix), Key: p.Record, Reason: "deploy record"})
+	}
+	if err := run("pages", p.Pages); err != nil {
+		return finish(err)
+	}
+	if len(p.Removes) > 0 {
+		d.opts.Progress.Step("removes", len(p.Removes), 0)
+		if err := d.store.Delete(ctx, actionKeys(p.Removes)); err != nil {
+			return finish(fmt.Errorf("remove dropped pages: %w", err))
+		}
+		res.Deleted += len(p.Removes)
+	}
+	if len(p.Invalidate) > 0 && !d.opts.DryRun {
+		ref := callerRef(p.BuildID, p.Invalidate)
+		for _, inv := range d.opts.Invalidators {
+			id, err := inv.Invalidate(ctx, p.Invalidate, ref)
+			if err != nil {
+				return finish(fmt.Errorf("invalidate %d CDN paths: %w (the new pages are published; rerun to retry)", len(p.Invalidate), err))
+			}
+			res.CDNs++
+			if id != "" {
+				res.Invalidations = append(res.Invalidations, id)
+			}
+			if d.opts.Wait {
+				if err := inv.Wait(ctx, id); err != nil {
+					return finish(fmt.Errorf("wait for invalidation %s: %w", id, err))
+				}
+			}
+		}
+	}
+	if len(p.Prune) > 0 {
+		d.opts.Progress.Step("prune", len(p.Prune), 0)
+		if err := d.store.Delete(ctx, actionKeys(p.Prune)); err != nil {
+			// The site is published; a failed prune is retried next deploy.
+			d.log.Warn("prune failed; the deploy itself succeeded", "err", err)
+			res.PruneError = err.Error()
+		} else {
+			res.Deleted += len(p.Prune)
+		}
+	}
+	return finish(nil)
+}
+
+func (d *Deployer) apply(ctx context.Context, p *Plan, a Action) error {
+	switch a.Op {
+	case OpHeaders:
+		return d.store.SetHeaders(ctx, a.Key, *a.Headers)
+	case OpUpload:
+		o := manifest.Output{Path: a.Path, Size: a.Size, Hash: a.Headers.SHA256}
+		r, c, err := p.src.open(o)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return d.store.Put(ctx, a.Key, r, a.Size, *a.Headers)
+	}
+	return fmt.Errorf("apply %s to %s: unknown operation", a.Op, a.Key)
+}
+
+// writeRecord fills in what only the bytes can tell (expected ETags of new
+// pages, bodies for rollback) and stores the record.
+func (d *Deployer) writeRecord(ctx context.Context, p *Plan) error {
+	rec := p.record
+	uploading := map[string]bool{}
+	for _, a := range p.Pages {
+		if a.Op == OpUpload {
+			uploading[a.Path] = true
+		}
+	}
+	var mu sync.Mutex
+	rec.Bodies = map[string][]byte{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.opts.Concurrency)
+	for _, o := range rec.Manifest.Outputs() {
+		if o.Immutable || (o.Size > maxRecordBody && !uploading[o.Path]) {
+			continue
+		}
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			r, c, err := p.src.open(o)
+			if err != nil {
+				if errors.Is(err, ErrNotRollbackable) {
+					return nil
+				}
+				return err
+			}
+			defer c.Close()
+			var etag string
+			if uploading[o.Path] && o.Size < 5<<20 { // below any multipart threshold
+				if etag, err = expectedETag(r, o.Size); err != nil {
+					return fmt.Errorf("read %s: %w", o.Path, err)
+				}
+			}
+			var body []byte
+			if o.Size <= maxRecordBody {
+				body = make([]byte, o.Size)
+				if _, err := r.ReadAt(body, 0); err != nil && !errors.Is(err, io.EOF) {
+					return fmt.Errorf("read %s: %w", o.Path, err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if etag != "" {
+				ro := rec.Objects[o.Path]
+				ro.ETag = etag
+				rec.Objects[o.Path] = ro
+			}
+			if body != nil {
+				rec.Bodies[o.Hash] = body
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	data, err := rec.encode()
+	if err != nil {
+		return err
+	}
+	d.opts.Progress.Step("record", 1, int64(len(data)))
+	return d.store.Put(ctx, rec.key, bytes.NewReader(data), int64(len(data)),
+		Headers{ContentType: "application/gzip", CacheControl: "no-store"})
+}
+
+func actionKeys(a []Action) []string {
+	keys := make([]string, len(a))
+	for i, x := range a {
+		keys[i] = x.Key
+	}
+	return keys
+}
