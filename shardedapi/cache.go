@@ -1,0 +1,728 @@
+// Package shardedapi is the dynamic-data backend of assetctl's origin and a
+// library for any Go service: rows sharded over PostgreSQL databases through
+// virtual buckets, read through a stampede-proof cache-aside layer over Redis
+// ([Cache]) that survives Redis outages.
+package shardedapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// MaxCacheKeyLen is the longest key [Cache.Get] and [Cache.Invalidate] accept.
+const MaxCacheKeyLen = 512
+
+// CacheOptions configures a [Cache]. The zero value of every field selects
+// its documented default.
+type CacheOptions struct {
+	// Name labels this cache's metrics (label cache=<Name>) and log lines.
+	// Caches sharing a Registerer need distinct names. Default "default".
+	Name string
+
+	// Prefix starts every Redis key and the invalidation channel of this
+	// cache; caches sharing a Redis need distinct prefixes (processes that
+	// share a cache share the prefix). It must not contain '{' or '}'.
+	// Default "shardedapi:cache:".
+	Prefix string
+
+	// TTL is how long a loaded value is fresh. Default 5 minutes.
+	TTL time.Duration
+
+	// Jitter is the upper bound of a random extra added to every TTL, so
+	// keys loaded together do not expire together. Default TTL/10; a
+	// negative value disables jitter.
+	Jitter time.Duration
+
+	// NegativeTTL is how long the absence of a row (the loader returned
+	// ErrNotFound) is cached; it gets NegativeTTL/10 of jitter. Default 30
+	// seconds.
+	NegativeTTL time.Duration
+
+	// StaleFor is how long an entry stays in Redis after its TTL ends. While
+	// one loader refreshes such an expired entry, readers in other processes
+	// are served it instead of waiting, and readers whose loader fails get
+	// it instead of the error (unless DisableStaleOnError). Default 1
+	// minute; a negative value keeps no stale copies.
+	StaleFor time.Duration
+
+	// DisableStaleOnError makes a loader error reach the caller even when an
+	// expired copy is still in Redis. Default false (serve the stale copy,
+	// counted in stale_serves_total and logged).
+	DisableStaleOnError bool
+
+	// Beta scales probabilistic early expiration (XFetch): a read of a fresh
+	// entry starts a background refresh when
+	// now - delta*Beta*ln(rand()) >= expiry, where delta is how long the
+	// last load took, so hot keys are refreshed before they expire. Larger
+	// is earlier. Default 1; a negative value disables early refresh.
+	Beta float64
+
+	// LockTTL is how long the per-key Redis lock (a lease, see Invalidate)
+	// taken by the one loader across processes lives; a load that takes
+	// longer still returns its value but does not store it. Default 5
+	// seconds.
+	LockTTL time.Duration
+
+	// LockWait is how long a reader waits for another process's loader to
+	// store the value before it loads by itself (without storing). Default
+	// 1 second.
+	LockWait time.Duration
+
+	// LoadTimeout bounds a shared load. The load runs on behalf of every
+	// reader of the key, so it is not cancelled when the first reader's
+	// context is; each reader still returns when its own context ends.
+	// Default 10 seconds.
+	LoadTimeout time.Duration
+
+	// OpTimeout bounds each Redis operation. Default 250 milliseconds.
+	OpTimeout time.Duration
+
+	// MaxValueSize is the largest value the loader may return, in bytes;
+	// a larger one yields *EntryTooLargeError and is not cached. Default 1
+	// MiB.
+	MaxValueSize int
+
+	// ValueVersion is the version of the caller's value encoding. Entries
+	// stored with another version are treated as misses and reloaded, so a
+	// change of the value format never misreads old entries: bump it when
+	// the format changes. Default 0.
+	ValueVersion uint32
+
+	// L1Size enables the in-process tier holding up to L1Size entries,
+	// kept coherent across processes by invalidation messages on Redis
+	// pub/sub. Default 0: no in-process tier.
+	L1Size int
+
+	// L1TTL is how long an entry stays in the in-process tier (never past
+	// its Redis TTL). It bounds staleness when an invalidation message is
+	// lost. Default 1 second.
+	L1TTL time.Duration
+
+	// BreakerFailures is how many consecutive failed Redis operations open
+	// the circuit breaker; while it is open, reads go straight to the
+	// loader (still single-flighted) without paying OpTimeout. Default 5.
+	BreakerFailures uint32
+
+	// BreakerOpenFor is how long the breaker stays open before one probe
+	// request tests Redis again; it is also the retry period for pending
+	// invalidations. Default 1 second.
+	BreakerOpenFor time.Duration
+
+	// MaxPendingInvalidations bounds the queue of invalidations that could
+	// not reach Redis; they are replayed when Redis returns. Beyond it,
+	// Invalidate returns ErrInvalidationDropped and the TTL bounds the
+	// staleness. Default 10000.
+	MaxPendingInvalidations int
+
+	// Logger receives the cache's logs. Default: logs are discarded.
+	Logger *slog.Logger
+
+	// Registerer receives the cache's Prometheus metrics
+	// (shardedapi_cache_*). Default: metrics are kept but not registered.
+	Registerer prometheus.Registerer
+}
+
+// withDefaults returns o with every zero field replaced by its default and
+// negative "disable" values normalized to zero.
+func (o CacheOptions) withDefaults() (CacheOptions, error) {
+	if o.Name == "" {
+		o.Name = "default"
+	}
+	if o.Prefix == "" {
+		o.Prefix = "shardedapi:cache:"
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return o, fmt.Errorf("cache prefix %q: must not contain '{' or '}' (they form the Redis Cluster hash tag)", o.Prefix)
+	}
+	if o.TTL == 0 {
+		o.TTL = 5 * time.Minute
+	}
+	if o.Jitter == 0 {
+		o.Jitter = o.TTL / 10
+	}
+	if o.NegativeTTL == 0 {
+		o.NegativeTTL = 30 * time.Second
+	}
+	if o.StaleFor == 0 {
+		o.StaleFor = time.Minute
+	}
+	if o.Beta == 0 {
+		o.Beta = 1
+	}
+	if o.LockTTL == 0 {
+		o.LockTTL = 5 * time.Second
+	}
+	if o.LockWait == 0 {
+		o.LockWait = time.Second
+	}
+	if o.LoadTimeout == 0 {
+		o.LoadTimeout = 10 * time.Second
+	}
+	if o.OpTimeout == 0 {
+		o.OpTimeout = 250 * time.Millisecond
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = 1 << 20
+	}
+	if o.L1TTL == 0 {
+		o.L1TTL = time.Second
+	}
+	if o.BreakerFailures == 0 {
+		o.BreakerFailures = 5
+	}
+	if o.BreakerOpenFor == 0 {
+		o.BreakerOpenFor = time.Second
+	}
+	if o.MaxPendingInvalidations == 0 {
+		o.MaxPendingInvalidations = 10000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"TTL", o.TTL}, {"NegativeTTL", o.NegativeTTL}, {"LockTTL", o.LockTTL}, {"LockWait", o.LockWait},
+		{"LoadTimeout", o.LoadTimeout}, {"OpTimeout", o.OpTimeout}, {"L1TTL", o.L1TTL}, {"BreakerOpenFor", o.BreakerOpenFor}} {
+		if d.v < 0 {
+			return o, fmt.Errorf("cache option %s is %v: want a positive duration (or 0 for the default)", d.name, d.v)
+		}
+	}
+	if o.MaxValueSize < 0 || o.L1Size < 0 || o.MaxPendingInvalidations < 0 {
+		return o, fmt.Errorf("cache options MaxValueSize, L1Size and MaxPendingInvalidations must not be negative")
+	}
+	o.Jitter = max(o.Jitter, 0)
+	o.StaleFor = max(o.StaleFor, 0)
+	return o, nil
+}
+
+// Cache is a cache-aside layer over Redis for values loaded from a database:
+// reads try Redis (and the optional in-process tier) first and on a miss call
+// the loader once per key across concurrent readers; writers commit to the
+// database and then call Invalidate. It is safe for concurrent use.
+//
+// # Reads
+//
+// Get serves a fresh entry from Redis. On a miss, concurrent readers of the
+// key in this process share one load (single-flight); across processes the
+// first loader takes a short per-key Redis lock and the others poll Redis for
+// its result for up to LockWait (or are served the expired copy when one is
+// still there). Every entry is stored with TTL plus random jitter, and kept
+// StaleFor longer as a stale copy. A reader of a fresh entry near its expiry
+// may start a background refresh (XFetch, see Beta), so a hot key is
+// reloaded by one reader before it expires instead of by all readers after.
+// A loader returning ErrNotFound has the absence cached for NegativeTTL.
+//
+// # Writes and the stale-set race
+//
+// Invalidate deletes the entry; it never writes a value. The lock a loader
+// takes is also its lease: the loader stores its result only if it still
+// holds the lock, atomically (a Lua script), and Invalidate deletes the lock
+// with the entry. A reader that loaded a value before a write committed
+// therefore cannot store it after that write's Invalidate: once Invalidate
+// returns, no reader can cache a pre-write value (the leases of "Scaling
+// Memcache at Facebook").
+//
+// # When Redis is down
+//
+// Every Redis operation is bounded by OpTimeout and goes through a circuit
+// breaker: after BreakerFailures consecutive failures reads skip Redis and
+// call the loader directly (still one load per key in this process) for
+// BreakerOpenFor, then one probe tests Redis and the cache resumes by itself.
+// Get returns no error because Redis is down. Invalidate still succeeds: the
+// key is removed from this process's in-process tier at once and queued
+// (up to MaxPendingInvalidations keys); the queue is replayed, deleting the
+// Redis entries and publishing the invalidation messages, as soon as Redis
+// answers again, and a Get of a queued key replays its invalidation before it
+// trusts Redis. What the queue cannot cover, the TTL bounds: keys dropped
+// because the queue was full, and the queue of a process that exits before
+// Redis returns.
+//
+// # In-process tier
+//
+// With L1Size > 0 the hottest entries are also kept in process for L1TTL.
+// Invalidate publishes the key on the Redis channel Prefix+"invalidations";
+// every Cache with an in-process tier subscribes and drops the key, and drops
+// its whole tier whenever its subscription reconnects (messages may have been
+// lost meanwhile). Entries are only admitted while subscribed, and an entry
+// loaded before an invalidation arrived is never admitted after it.
+type Cache struct {
+	rdb     redis.UniversalClient
+	opts    CacheOptions
+	log     *slog.Logger
+	m       *cacheMetrics
+	br      *gobreaker.TwoStepCircuitBreaker[struct{}]
+	reads   singleflight.Group // Redis reads, per key
+	flights singleflight.Group // loads, per key
+	l1      *l1Tier            // nil without an in-process tier
+	pending *pendingInvalidations
+
+	refreshing sync.Map // key -> struct{}: background refreshes in progress
+	closed     atomic.Bool
+	stop       chan struct{}
+	bg         sync.WaitGroup
+}
+
+// NewCache returns a Cache over rdb (a single node, Sentinel or Cluster
+// client). The Cache does not own rdb: Close leaves it open.
+func NewCache(rdb redis.UniversalClient, opts CacheOptions) (*Cache, error) {
+	if rdb == nil {
+		return nil, errors.New("new cache: nil Redis client")
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new cache: %w", err)
+	}
+	m, err := newCacheMetrics(o.Registerer, o.Name)
+	if err != nil {
+		return nil, fmt.Errorf("new cache %q: %w", o.Name, err)
+	}
+	c := &Cache{
+		rdb:  rdb,
+		opts: o,
+		log:  o.Logger.With("cache", o.Name),
+		m:    m,
+		stop: make(chan struct{}),
+	}
+	c.pending = newPendingInvalidations(o.MaxPendingInvalidations, m)
+	c.br = newRedisBreaker(c)
+	if o.L1Size > 0 {
+		c.l1, err = newL1Tier(o.L1Size, o.L1TTL, c.log)
+		if err != nil {
+			m.unregister()
+			return nil, fmt.Errorf("new cache %q: %w", o.Name, err)
+		}
+	}
+	return c, nil
+}
+
+// Close stops the cache's background work (pending-invalidation replay,
+// early refreshes, the invalidation subscription) and unregisters its
+// metrics. Invalidations still pending are lost; their keys expire by TTL.
+// It does not close the Redis client.
+func (c *Cache) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	close(c.stop)
+	var err error
+	if c.l1 != nil {
+		err = c.l1.close()
+	}
+	c.bg.Wait()
+	if n := c.pending.len(); n > 0 {
+		c.log.Warn("cache closed with invalidations pending; those keys stay cached until their TTL ends", "pending", n)
+	}
+	c.m.unregister()
+	return err
+}
+
+// Get returns the value of key: from the in-process tier or Redis when a
+// fresh entry is there, else from load (once per key across concurrent
+// callers, see the type's documentation), storing the result.
+//
+// load receives a context that is not cancelled with ctx (the load serves
+// every waiting caller) and ends after LoadTimeout. It returns the value, or
+// an error wrapping ErrNotFound for a missing row (cached briefly; Get then
+// returns an error wrapping ErrNotFound), or another error (not cached,
+// returned to the callers). The cache keeps the returned slice: load must not
+// modify it afterwards. Get returns a slice the caller owns.
+//
+// Get fails only with the loader's error, ErrNotFound, *EntryTooLargeError,
+// an ErrInvalidCacheKey error, ErrCacheClosed or ctx's error; Redis failures
+// are absorbed (logged and counted).
+func (c *Cache) Get(ctx context.Context, key string, load func(ctx context.Context) ([]byte, error)) ([]byte, error) {
+	if c.closed.Load() {
+		return nil, ErrCacheClosed
+	}
+	if err := checkCacheKey(key); err != nil {
+		return nil, err
+	}
+	if c.l1 != nil {
+		c.l1.start(ctx, c.rdb, c.channel())
+		if e, ok := c.l1.get(key); ok {
+			c.m.hitL1.Inc()
+			return c.result(key, e, true)
+		}
+	}
+
+	r := c.read(ctx, key, load)
+	switch r.state {
+	case readFresh:
+		c.m.hitRedis.Inc()
+		return c.result(key, r.e, r.shared || c.l1 != nil)
+	case readAbsent:
+		c.m.missAbsent.Inc()
+	case readExpired:
+		c.m.missExpired.Inc()
+	case readMalformed:
+		c.m.missMalformed.Inc()
+	case readVersion:
+		c.m.missVersion.Inc()
+	case readFailed, readBreakerOpen:
+		c.m.missUnavailable.Inc()
+	}
+	return c.loadShared(ctx, key, load, r.e, r.seen, r.state == readBreakerOpen)
+}
+
+// readState is what the Redis read of a key found.
+type readState int
+
+const (
+	readFresh       readState = iota // a fresh entry: a hit
+	readAbsent                       // no entry
+	readExpired                      // an expired entry, kept as the stale copy
+	readMalformed                    // bytes that do not decode
+	readVersion                      // an entry of another ValueVersion
+	readFailed                       // Redis did not answer in time
+	readBreakerOpen                  // Redis skipped: the breaker is open
+)
+
+type readResult struct {
+	state  readState
+	e      *entry // fresh or expired entry
+	seen   string // entryID of the unusable bytes found, if any
+	shared bool   // e went to several callers
+}
+
+// read fetches and decodes key's entry. Concurrent reads of one key in this
+// process share one Redis round trip, so a hot key costs one GET however
+// many callers wait for it (and a herd cannot exhaust the connection pool).
+func (c *Cache) read(ctx context.Context, key string, load func(context.Context) ([]byte, error)) readResult {
+	v, _, shared := c.reads.Do(key, func() (any, error) {
+		epoch := c.l1.epoch()
+		if c.pending.has(key) && !c.replayInvalidation(ctx, key) {
+			// Redis may still hold the value this process invalidated.
+			return readResult{state: readBreakerOpen}, nil
+		}
+		var raw []byte
+		// Joined callers wait for this GET too: it must not end with the
+		// leader's context (OpTimeout bounds it).
+		err := c.redisDo(context.WithoutCancel(ctx), "get", func(ctx context.Context) error {
+			var err error
+			raw, err = c.rdb.Get(ctx, c.valueKey(key)).Bytes()
+			return err
+		})
+		switch {
+		case errors.Is(err, redis.Nil):
+			return readResult{state: readAbsent}, nil
+		case errors.Is(err, errRedisUnavailable):
+			return readResult{state: readBreakerOpen}, nil
+		case err != nil:
+			return readResult{state: readFailed}, nil
+		}
+		e, err := decodeEntry(key, raw)
+		switch {
+		case err != nil:
+			c.malformed(err)
+			return readResult{state: readMalformed, seen: entryID(raw)}, nil
+		case e.version != c.opts.ValueVersion:
+			return readResult{state: readVersion, seen: entryID(raw)}, nil
+		}
+		now := time.Now()
+		if !e.fresh(now) {
+			return readResult{state: readExpired, e: e, seen: entryID(raw)}, nil
+		}
+		if c.refreshEarly(e, now) {
+			c.startRefresh(ctx, key, load, e, entryID(raw))
+		}
+		c.l1.set(key, e, epoch)
+		return readResult{state: readFresh, e: e}, nil
+	})
+	r := v.(readResult)
+	r.shared = shared
+	return r
+}
+
+// Invalidate deletes key's cached entry; call it after every committed
+// write of the row behind key. Once it returns nil, no reader can cache a
+// value loaded before the write (see the type's documentation). If Redis is
+// unreachable it queues the invalidation and returns nil; it fails only for
+// an invalid key, after Close, or with ErrInvalidationDropped when the queue
+// is full.
+func (c *Cache) Invalidate(ctx context.Context, key string) error {
+	if c.closed.Load() {
+		return ErrCacheClosed
+	}
+	if err := checkCacheKey(key); err != nil {
+		return err
+	}
+	c.l1.invalidate(key)
+	// Readers arriving from now on must not join a read or load that began
+	// before the write.
+	c.reads.Forget(key)
+	c.flights.Forget(key)
+	seq := c.pending.mark()
+	if err := c.invalidateRedis(ctx, key); err == nil {
+		c.pending.remove(key, seq)
+		c.m.invApplied.Inc()
+		return nil
+	} else if c.pending.add(key) {
+		c.m.invQueued.Inc()
+		c.log.Warn("redis unreachable: invalidation queued for replay", "key", key, "err", err)
+		c.startReplayer(ctx)
+		return nil
+	} else {
+		c.m.invDropped.Inc()
+		c.log.Error("redis unreachable and the invalidation queue is full: the cached value stays until its TTL ends",
+			"key", key, "err", err, "queue", c.opts.MaxPendingInvalidations)
+		return fmt.Errorf("invalidate cache key %q: %w", key, ErrInvalidationDropped)
+	}
+}
+
+// loadShared runs fill once per key for all concurrent callers in this
+// process and waits for it or for ctx.
+func (c *Cache) loadShared(ctx context.Context, key string, load func(context.Context) ([]byte, error), stale *entry, seen string, redisDown bool) ([]byte, error) {
+	leader := false
+	ch := c.flights.DoChan(key, func() (any, error) {
+		leader = true
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
+		defer cancel()
+		return c.fill(fctx, key, load, stale, seen, redisDown, false)
+	})
+	select {
+	case r := <-ch:
+		if !leader {
+			c.m.coalesced.Inc()
+		}
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return c.result(key, r.Val.(*entry), true)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fill produces key's entry after a miss: the first process to take the
+// key's lock loads and stores; the others wait for its result, serve the
+// stale copy, or after LockWait load without storing. With Redis down it
+// just loads. refresh marks a background early refresh, which gives up when
+// another process is already loading.
+func (c *Cache) fill(ctx context.Context, key string, load func(context.Context) ([]byte, error), stale *entry, seen string, redisDown, refresh bool) (*entry, error) {
+	epoch := c.l1.epoch()
+	if redisDown {
+		return c.loadDirect(ctx, key, load, stale, epoch, true)
+	}
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	deadline := time.Now().Add(c.opts.LockWait)
+	pause := 2 * time.Millisecond
+	waited := false
+	for {
+		res, raw, err := c.fillOrLock(ctx, key, token, seen)
+		if err != nil {
+			return c.loadDirect(ctx, key, load, stale, epoch, true)
+		}
+		switch res {
+		case lockValue:
+			e, err := decodeEntry(key, raw)
+			switch {
+			case err != nil:
+				c.malformed(err)
+			case e.version != c.opts.ValueVersion:
+			case e.fresh(time.Now()):
+				c.l1.set(key, e, epoch)
+				return e, nil
+			default:
+				stale = e
+			}
+			// Unusable: take the lock to replace it, unless it changes again.
+			seen = entryID(raw)
+			continue
+		case lockTaken:
+			return c.loadAndStore(ctx, key, load, token, stale, epoch)
+		}
+		// Another process holds the lock and is loading.
+		if stale != nil {
+			if !refresh {
+				c.m.staleServes.Inc()
+			}
+			return stale, nil
+		}
+		if !waited {
+			waited = true
+			c.m.lockWaits.Inc()
+		}
+		if time.Now().After(deadline) {
+			c.m.lockWaitTimeouts.Inc()
+			c.log.Warn("waited LockWait for another process's load; loading without storing", "key", key, "lock_wait", c.opts.LockWait)
+			return c.loadDirect(ctx, key, load, nil, epoch, false)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("wait for cache key %q: %w", key, ctx.Err())
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+		seen = ""
+	}
+}
+
+// loadAndStore loads key while holding its lease (token) and stores the
+// entry if the lease survived the load.
+func (c *Cache) loadAndStore(ctx context.Context, key string, load func(context.Context) ([]byte, error), token string, stale *entry, epoch uint64) (*entry, error) {
+	e, err := c.callLoader(ctx, key, load)
+	if err != nil {
+		c.releaseLock(ctx, key, token)
+		return c.onLoadError(key, err, stale)
+	}
+	ttl := c.ttl(e)
+	keep := ttl
+	if !e.negative {
+		keep += c.opts.StaleFor
+	}
+	stored, err := c.storeEntry(ctx, key, token, encodeEntry(e), keep)
+	switch {
+	case err != nil:
+		// Logged and counted by redisDo; the lock expires by itself.
+	case stored:
+		c.m.storeOK.Inc()
+		c.l1.set(key, e, epoch)
+	default:
+		c.m.storeLeaseLost.Inc()
+		c.log.Debug("cache key invalidated during its load; value returned but not stored", "key", key)
+	}
+	return e, nil
+}
+
+// loadDirect loads key without touching Redis (down, or another process's
+// load is overdue). The entry may enter the in-process tier only if the
+// caller allows it.
+func (c *Cache) loadDirect(ctx context.Context, key string, load func(context.Context) ([]byte, error), stale *entry, epoch uint64, admitL1 bool) (*entry, error) {
+	e, err := c.callLoader(ctx, key, load)
+	if err != nil {
+		return c.onLoadError(key, err, stale)
+	}
+	c.ttl(e)
+	if admitL1 {
+		c.l1.set(key, e, epoch)
+	}
+	return e, nil
+}
+
+// onLoadError serves the stale copy instead of a loader failure when allowed.
+func (c *Cache) onLoadError(key string, err error, stale *entry) (*entry, error) {
+	if stale != nil && !c.opts.DisableStaleOnError && !errors.Is(err, ErrEntryTooLarge) {
+		c.m.staleServes.Inc()
+		c.log.Warn("load failed; serving the expired cached value", "key", key, "err", err)
+		return stale, nil
+	}
+	return nil, err
+}
+
+// callLoader runs load and turns its result into an entry (expiry unset).
+func (c *Cache) callLoader(ctx context.Context, key string, load func(context.Context) ([]byte, error)) (*entry, error) {
+	start := time.Now()
+	v, err := load(ctx)
+	delta := time.Since(start)
+	c.m.loadSeconds.Observe(delta.Seconds())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		c.m.loadNotFound.Inc()
+		return &entry{negative: true, version: c.opts.ValueVersion, delta: delta}, nil
+	case err != nil:
+		c.m.loadError.Inc()
+		c.m.errLoad.Inc()
+		return nil, fmt.Errorf("load cache key %q: %w", key, err)
+	case len(v) > c.opts.MaxValueSize:
+		c.m.errTooLarge.Inc()
+		err := &EntryTooLargeError{Key: key, Size: len(v), Limit: c.opts.MaxValueSize}
+		c.log.Error("loaded value too large to cache", "key", key, "err", err)
+		return nil, err
+	}
+	c.m.loadOK.Inc()
+	return &entry{payload: v, version: c.opts.ValueVersion, delta: delta}, nil
+}
+
+// ttl sets e's soft expiry to now + TTL (or NegativeTTL) + jitter and
+// returns that lifetime.
+func (c *Cache) ttl(e *entry) time.Duration {
+	ttl, jitter := c.opts.TTL, c.opts.Jitter
+	if e.negative {
+		ttl, jitter = c.opts.NegativeTTL, c.opts.NegativeTTL/10
+	}
+	if jitter > 0 {
+		ttl += rand.N(jitter)
+	}
+	e.expiry = time.Now().Add(ttl).UnixNano()
+	return ttl
+}
+
+// refreshEarly is the XFetch test: refresh when
+// now - delta*beta*ln(rand) >= expiry, rand in (0, 1].
+func (c *Cache) refreshEarly(e *entry, now time.Time) bool {
+	if c.opts.Beta < 0 || e.delta <= 0 {
+		return false
+	}
+	gap := -float64(e.delta) * c.opts.Beta * math.Log(1-rand.Float64())
+	return float64(now.UnixNano())+gap >= float64(e.expiry)
+}
+
+// startRefresh reloads key in the background unless a refresh of it is
+// already running in this process.
+func (c *Cache) startRefresh(ctx context.Context, key string, load func(context.Context) ([]byte, error), current *entry, seen string) {
+	if _, busy := c.refreshing.LoadOrStore(key, struct{}{}); busy {
+		return
+	}
+	c.bg.Add(1)
+	if c.closed.Load() {
+		c.refreshing.Delete(key)
+		c.bg.Done()
+		return
+	}
+	c.m.earlyRefreshes.Inc()
+	go func() {
+		defer c.bg.Done()
+		defer c.refreshing.Delete(key)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
+		defer cancel()
+		if _, err := c.fill(fctx, key, load, current, seen, false, true); err != nil {
+			c.log.Warn("early refresh failed", "key", key, "err", err)
+		}
+	}()
+}
+
+// result turns an entry into Get's return values, copying the payload when
+// the entry is shared.
+func (c *Cache) result(key string, e *entry, shared bool) ([]byte, error) {
+	if e.negative {
+		return nil, fmt.Errorf("cache key %q: %w", key, ErrNotFound)
+	}
+	if shared {
+		return append([]byte(nil), e.payload...), nil
+	}
+	return e.payload, nil
+}
+
+func (c *Cache) malformed(err error) {
+	c.m.errMalformed.Inc()
+	c.log.Warn("malformed cache entry treated as a miss", "err", err)
+}
+
+func checkCacheKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("cache key is empty: %w", ErrInvalidCacheKey)
+	case len(key) > MaxCacheKeyLen:
+		return fmt.Errorf("cache key of %d bytes is longer than %d: %w", len(key), MaxCacheKeyLen, ErrInvalidCacheKey)
+	case strings.ContainsAny(key, "{}"):
+		return fmt.Errorf("cache key %q contains '{' or '}': %w", key, ErrInvalidCacheKey)
+	}
+	return nil
+}

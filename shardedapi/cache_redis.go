@@ -1,0 +1,141 @@
+package shardedapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis layout of key k under prefix P: the entry at P{k}:v and its lock
+// (the loader's lease) at P{k}:l. The hash tag {k} keeps both in one Cluster
+// slot, as the Lua scripts that touch both require. Invalidation messages go
+// to the channel P+"invalidations" with k as the payload.
+func (c *Cache) valueKey(key string) string { return c.opts.Prefix + "{" + key + "}:v" }
+func (c *Cache) lockKey(key string) string  { return c.opts.Prefix + "{" + key + "}:l" }
+func (c *Cache) channel() string            { return c.opts.Prefix + "invalidations" }
+
+// fillOrLock results.
+const (
+	lockBusy  = 0 // another loader holds the lock
+	lockValue = 1 // an entry exists (returned)
+	lockTaken = 2 // we hold the lock
+)
+
+// fillOrLockScript returns the entry if there is one, unless its entryID
+// is ARGV[3] (the caller saw those bytes and cannot use them), else takes
+// the lock.
+var fillOrLockScript = redis.NewScript(`
+local v = redis.call("GET", KEYS[1])
+if v and (ARGV[3] == "" or string.sub(v, 1, 24) .. "#" .. #v ~= ARGV[3]) then return {1, v} end
+if redis.call("SET", KEYS[2], ARGV[1], "NX", "PX", ARGV[2]) then return {2} end
+return {0}
+`)
+
+// storeScript stores the entry only while the caller's lease is intact, so
+// an Invalidate that ran during the load (and deleted the lock) wins.
+var storeScript = redis.NewScript(`
+if redis.call("GET", KEYS[2]) == ARGV[1] then
+  redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
+  redis.call("DEL", KEYS[2])
+  return 1
+end
+return 0
+`)
+
+// releaseScript deletes the lock only if the caller still holds it.
+var releaseScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0
+`)
+
+// invalidateScript deletes the entry and any lease on it, then tells the
+// in-process tiers.
+var invalidateScript = redis.NewScript(`
+redis.call("DEL", KEYS[1], KEYS[2])
+redis.call("PUBLISH", ARGV[1], ARGV[2])
+return 1
+`)
+
+// errRedisUnavailable is returned without a Redis call while the breaker is
+// open.
+var errRedisUnavailable = errors.New("redis unavailable (circuit breaker open)")
+
+// redisDo runs one Redis operation under OpTimeout and the circuit breaker.
+// redis.Nil is returned as is and counts as success.
+func (c *Cache) redisDo(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	done, err := c.br.Allow()
+	if err != nil {
+		return errRedisUnavailable
+	}
+	octx, cancel := context.WithTimeout(ctx, c.opts.OpTimeout)
+	err = fn(octx)
+	cancel()
+	done(err)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		c.m.errRedis.Inc()
+		c.log.Debug("redis operation failed", "op", op, "err", err)
+	}
+	return err
+}
+
+// entryID identifies stored bytes cheaply (their header, which holds the
+// expiry and payload checksum, and their length), as fillOrLockScript
+// computes it.
+func entryID(raw []byte) string {
+	return string(raw[:min(len(raw), entryHeaderSize)]) + "#" + strconv.Itoa(len(raw))
+}
+
+func (c *Cache) fillOrLock(ctx context.Context, key, token, seen string) (int, []byte, error) {
+	var res []any
+	err := c.redisDo(ctx, "lock", func(ctx context.Context) error {
+		var err error
+		res, err = fillOrLockScript.Run(ctx, c.rdb, []string{c.valueKey(key), c.lockKey(key)},
+			token, c.opts.LockTTL.Milliseconds(), seen).Slice()
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(res) == 0 {
+		return 0, nil, fmt.Errorf("lock cache key %q: empty script reply", key)
+	}
+	kind, _ := res[0].(int64)
+	switch kind {
+	case lockValue:
+		if len(res) != 2 {
+			return 0, nil, fmt.Errorf("lock cache key %q: script reply of %d elements, want 2", key, len(res))
+		}
+		s, _ := res[1].(string)
+		return lockValue, []byte(s), nil
+	case lockTaken, lockBusy:
+		return int(kind), nil, nil
+	}
+	return 0, nil, fmt.Errorf("lock cache key %q: unexpected script reply %v", key, res[0])
+}
+
+func (c *Cache) storeEntry(ctx context.Context, key, token string, b []byte, keep time.Duration) (bool, error) {
+	var n int64
+	err := c.redisDo(ctx, "store", func(ctx context.Context) error {
+		var err error
+		n, err = storeScript.Run(ctx, c.rdb, []string{c.valueKey(key), c.lockKey(key)},
+			token, b, max(keep.Milliseconds(), 1)).Int64()
+		return err
+	})
+	return n == 1, err
+}
+
+func (c *Cache) releaseLock(ctx context.Context, key, token string) {
+	_ = c.redisDo(ctx, "unlock", func(ctx context.Context) error {
+		return releaseScript.Run(ctx, c.rdb, []string{c.lockKey(key)}, token).Err()
+	})
+}
+
+func (c *Cache) invalidateRedis(ctx context.Context, key string) error {
+	return c.redisDo(ctx, "invalidate", func(ctx context.Context) error {
+		return invalidateScript.Run(ctx, c.rdb, []string{c.valueKey(key), c.lockKey(key)}, c.channel(), key).Err()
+	})
+}
