@@ -87,6 +87,7 @@ config file (assetctl.yaml at the site root, or --config).`,
 	root.AddCommand(
 		newVersionCmd(e),
 		newDeployCmd(e),
+		newBuildCmd(e),
 	)
 	return root
 }

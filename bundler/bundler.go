@@ -1,0 +1,251 @@
+// Package bundler turns a website's source directory into a deployable
+// output directory: it bundles JS/TS/CSS entry points with esbuild, names
+// every other asset by its content hash (logo.8f4a2c11.png), rewrites the
+// references in pages, stylesheets and web manifests to those names
+// (propagating hashes, so a changed image renames the CSS that uses it),
+// and writes manifest.json, the contract with deploy and the origin.
+//
+// A Builder is reusable: the dev server calls Build again after each change
+// and only what changed is re-hashed or re-bundled (esbuild's incremental
+// context stays alive between calls). Output is written to a temporary
+// directory next to OutDir and swapped in whole, so OutDir is either the
+// previous complete build or the new one, never a mix, and stale files
+// never survive.
+package bundler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/evanw/esbuild/pkg/api"
+
+	"github.com/assetctl/assetctl/manifest"
+)
+
+// MissingAssets says what a reference to a missing local file does.
+type MissingAssets int
+
+const (
+	// MissingError fails the build (the default).
+	MissingError MissingAssets = iota
+	// MissingWarn logs a warning and leaves the reference as written.
+	MissingWarn
+)
+
+// Options configure a Builder. The zero value of every field but SiteDir
+// and OutDir is a sensible default.
+type Options struct {
+	// SiteDir is the site's source root. Required.
+	SiteDir string
+	// OutDir is the output directory, replaced whole by each build.
+	// Required; it must not be SiteDir or contain it. If it exists it must
+	// be empty or an earlier build's output (it holds manifest.json).
+	OutDir string
+	// BaseURL, when set (https://cdn.example.com/assets/), makes the asset
+	// references in pages absolute URLs under it. Default: relative
+	// references as written.
+	BaseURL string
+	// Entries are extra esbuild entry points (site-relative paths), in
+	// addition to the module scripts found in pages. Default: none.
+	Entries []string
+	// Target lists esbuild targets: "es2020", "esnext", "chrome100",
+	// "firefox115", "safari15", "edge100", "ios15", "opera90". Default:
+	// ["es2020"].
+	Target []string
+	// NoMinify turns minification off. Default: minify.
+	NoMinify bool
+	// NoSourceMaps turns source maps of bundles off. Default: linked
+	// source maps next to each bundle.
+	NoSourceMaps bool
+	// NoSRI turns off the integrity and crossorigin attributes added to
+	// <script> and <link rel=stylesheet> tags. Default: SRI on.
+	NoSRI bool
+	// KeepNames are extra doublestar patterns (site-relative) of files
+	// served under their own name, like the built-in well-known paths
+	// (favicon.ico, robots.txt, sitemap.xml, .well-known/**,
+	// apple-touch-icon*.png). Default: none.
+	KeepNames []string
+	// Exclude are doublestar patterns of source files to leave out.
+	// Default: none (dot files, node_modules and assetctl.yaml are always
+	// left out, .well-known is kept).
+	Exclude []string
+	// MissingAssets says what a reference to a missing file does.
+	// Default: MissingError.
+	MissingAssets MissingAssets
+	// Workers bounds the files processed at once. Default: GOMAXPROCS.
+	Workers int
+	// Logger receives warnings and debug detail. Default: discard.
+	Logger *slog.Logger
+}
+
+// wellKnown are the paths browsers and crawlers ask for by name.
+var wellKnown = []string{
+	"favicon.ico", "robots.txt", "sitemap.xml", "sitemap*.xml", ".well-known/**",
+	"apple-touch-icon*.png", "browserconfig.xml", "humans.txt", "ads.txt",
+}
+
+// Builder builds one site into one output directory, again and again.
+// Its methods must not be called concurrently.
+type Builder struct {
+	opts     Options
+	site     string // absolute
+	siteReal string // absolute, symlinks resolved
+	out      string // absolute
+	base     string // BaseURL with a trailing slash, or ""
+	keep     []string
+	target   api.Target
+	engines  []api.Engine
+	workers  int
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	es      api.BuildContext
+	esKey   string
+	digests map[string]digestEntry // plain files by source path
+	scans   map[string]scanEntry   // rewritable files by source path
+}
+
+// digestEntry caches a plain file's hash while its stat stays the same.
+type digestEntry struct {
+	stat statKey
+	hash digestResult
+}
+
+// New validates opts and returns a Builder. It does no I/O beyond
+// resolving the two directories.
+func New(opts Options) (*Builder, error) {
+	if opts.SiteDir == "" {
+		return nil, errors.New("no site directory: pass SITE_DIR")
+	}
+	if opts.OutDir == "" {
+		return nil, errors.New("no output directory: pass -o OUT_DIR")
+	}
+	site, err := filepath.Abs(opts.SiteDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve site directory: %w", err)
+	}
+	fi, err := os.Stat(site)
+	if err != nil {
+		return nil, fmt.Errorf("site directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("site directory %s is not a directory", opts.SiteDir)
+	}
+	siteReal, err := filepath.EvalSymlinks(site)
+	if err != nil {
+		return nil, fmt.Errorf("resolve site directory: %w", err)
+	}
+	out, err := filepath.Abs(opts.OutDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve output directory: %w", err)
+	}
+	if out == site || out == siteReal || within(site, out) || within(siteReal, out) {
+		return nil, fmt.Errorf("output directory %s contains the site directory %s: choose another -o, the build replaces it whole", opts.OutDir, opts.SiteDir)
+	}
+	b := &Builder{
+		opts: opts, site: site, siteReal: siteReal, out: out,
+		workers: opts.Workers, log: opts.Logger,
+		digests: map[string]digestEntry{}, scans: map[string]scanEntry{},
+	}
+	if b.workers <= 0 {
+		b.workers = runtime.GOMAXPROCS(0)
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.BaseURL != "" {
+		u, err := url.Parse(opts.BaseURL)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return nil, fmt.Errorf("base URL %q: want an absolute http(s) URL like https://cdn.example.com/assets/", opts.BaseURL)
+		}
+		b.base = strings.TrimSuffix(opts.BaseURL, "/") + "/"
+	}
+	b.keep = append(append([]string(nil), wellKnown...), opts.KeepNames...)
+	for _, p := range append(append([]string(nil), opts.KeepNames...), opts.Exclude...) {
+		if !doublestar.ValidatePattern(p) {
+			return nil, fmt.Errorf("pattern %q is not a valid glob", p)
+		}
+	}
+	targets := opts.Target
+	if len(targets) == 0 {
+		targets = []string{"es2020"}
+	}
+	b.target, b.engines, err = parseTargets(targets)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range opts.Entries {
+		if strings.HasPrefix(filepath.ToSlash(filepath.Clean(e)), "../") || filepath.IsAbs(e) {
+			return nil, fmt.Errorf("entry point %q: want a path inside the site directory", e)
+		}
+	}
+	if opts.MissingAssets != MissingError && opts.MissingAssets != MissingWarn {
+		return nil, fmt.Errorf("unknown MissingAssets mode %d", opts.MissingAssets)
+	}
+	return b, nil
+}
+
+// within reports whether p is strictly inside dir.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && !strings.HasPrefix(rel, "..")
+}
+
+// Build builds the site into OutDir and returns the manifest it wrote.
+// changed optionally names the files (absolute or site-relative) known to
+// have changed since the last Build; Build also notices other changes by
+// size and modification time. On error OutDir is left as it was. Errors
+// caused by the site's content are *BuildError.
+func (b *Builder) Build(ctx context.Context, changed ...string) (*manifest.Manifest, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	for _, c := range changed {
+		rel := c
+		if filepath.IsAbs(c) {
+			if r, err := filepath.Rel(b.site, c); err == nil {
+				rel = r
+			}
+		}
+		rel = filepath.ToSlash(filepath.Clean(rel))
+		delete(b.digests, rel)
+		delete(b.scans, rel)
+	}
+	if err := checkOutDir(b.out); err != nil {
+		return nil, err
+	}
+	files, err := b.walk(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.plan(ctx, files)
+	if err != nil {
+		return nil, err
+	}
+	return b.write(ctx, p)
+}
+
+// Close releases esbuild's incremental state. The Builder cannot be used
+// afterwards.
+func (b *Builder) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.es != nil {
+		b.es.Dispose()
+		b.es = nil
+	}
+	return nil
+}

@@ -1,0 +1,515 @@
+package bundler
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/assetctl/assetctl/manifest"
+)
+
+// nodeMode says how a node's output bytes are made.
+type nodeMode int
+
+const (
+	modePlain       nodeMode = iota // copied byte for byte
+	modePage                        // HTML page, references rewritten, keeps its name
+	modeCSS                         // stylesheet, references rewritten
+	modeWebManifest                 // web app manifest, icon URLs rewritten
+	modeJSMap                       // plain script whose sourceMappingURL comment is rewritten
+	modeBundle                      // an esbuild output, chunk names rewritten
+)
+
+// node is one output file (plus its alias) and the outputs it references,
+// which must be named before it.
+type node struct {
+	key      string // manifest key: source path, or final path for chunks and maps
+	mode     nodeMode
+	src      *srcFile
+	es       *esOutput
+	kind     manifest.Kind
+	keepName bool // served under the source name only (pages, unreferenced well-known files)
+	alias    bool // hashed name plus the source name (referenced well-known files)
+	refs     []ref
+	jsMap    *jsMapRef
+	deps     []*node
+	css      []*node // for entry points: the stylesheets a page must link
+	done     chan struct{}
+	file     manifest.File // filled when the node is written
+}
+
+// plan is everything a build will write, in dependency order.
+type plan struct {
+	files    map[string]*srcFile
+	nodes    []*node          // sorted by key
+	bySource map[string]*node // assets and pages by source path
+	entries  map[string]*node // entry-point bundles by source path
+	byES     map[string]*node // bundle outputs by esbuild name
+}
+
+// nodeFor is the node a reference to source path rel resolves to.
+func (p *plan) nodeFor(rel string) *node {
+	if n, ok := p.entries[rel]; ok {
+		return n
+	}
+	return p.bySource[rel]
+}
+
+// scanEntry caches the references found in a rewritable file.
+type scanEntry struct {
+	stat  statKey
+	refs  []ref
+	jsMap *jsMapRef
+}
+
+// recorder is the resolver of the discovery pass: it notes references.
+type recorder struct{ refs []ref }
+
+func (r *recorder) resolve(x ref) (resolved, error) {
+	r.refs = append(r.refs, x)
+	return resolved{}, nil
+}
+
+// lookupResult is where a reference leads.
+type lookupResult struct {
+	parts   urlParts
+	target  string   // source path of the referenced file; "" when left alone
+	msg     *Message // a problem with the reference
+	missing bool     // msg is a missing file (downgradable to a warning)
+}
+
+// lookup resolves reference r found in file from.
+func (b *Builder) lookup(files map[string]*srcFile, from string, r ref) lookupResult {
+	parts, ok := localURL(r.URL)
+	if !ok {
+		return lookupResult{}
+	}
+	rel, inside := resolveRel(from, parts.path)
+	if !inside {
+		return lookupResult{msg: &Message{File: from, Line: r.Line,
+			Text: fmt.Sprintf("reference %q escapes the site root", strings.TrimSpace(r.URL))}}
+	}
+	if isDirURL(parts.path) || rel == "." {
+		return lookupResult{} // a directory: a page route
+	}
+	f, exists := files[rel]
+	switch {
+	case exists && isPage(rel):
+		return lookupResult{} // links between pages stay as they are
+	case exists && r.Kind == refLink && b.keepsName(rel):
+		return lookupResult{} // a link to robots.txt means robots.txt
+	case exists:
+		return lookupResult{parts: parts, target: f.rel}
+	case r.Kind == refLink || r.Kind == refSourceMap:
+		return lookupResult{} // may be a server route; a missing map is harmless
+	}
+	return lookupResult{missing: true, msg: &Message{File: from, Line: r.Line,
+		Text: fmt.Sprintf("missing asset %q", strings.TrimSpace(r.URL))}}
+}
+
+func isPage(rel string) bool {
+	ext := strings.ToLower(path.Ext(rel))
+	return ext == ".html" || ext == ".htm"
+}
+
+// codeExts are sources esbuild consumes: when only a bundle uses them they
+// are not copied to the output on their own.
+var codeExts = map[string]bool{".js": true, ".mjs": true, ".cjs": true, ".ts": true, ".tsx": true,
+	".jsx": true, ".mts": true, ".cts": true, ".css": true, ".json": true}
+
+// plan scans the site, bundles the entry points, and lays out the nodes.
+func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, error) {
+	p := &plan{files: files, bySource: map[string]*node{}, entries: map[string]*node{}, byES: map[string]*node{}}
+	var pages, sheets, manifests, scripts []string
+	for rel := range files {
+		switch ext := strings.ToLower(path.Ext(rel)); {
+		case isPage(rel):
+			pages = append(pages, rel)
+		case ext == ".css":
+			sheets = append(sheets, rel)
+		case ext == ".webmanifest":
+			manifests = append(manifests, rel)
+		case ext == ".js" || ext == ".mjs":
+			scripts = append(scripts, rel)
+		}
+	}
+	scans := map[string]scanEntry{}
+	var mu sync.Mutex
+	scanAll := func(rels []string, mode nodeMode) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(b.workers)
+		for _, rel := range rels {
+			g.Go(func() error {
+				se, err := b.scan(gctx, files[rel], mode)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				scans[rel] = se
+				mu.Unlock()
+				return nil
+			})
+		}
+		return g.Wait()
+	}
+	if err := scanAll(pages, modePage); err != nil {
+		return nil, err
+	}
+	// Pages name the entry points and web manifests.
+	entrySet := map[string]bool{}
+	manifestSet := map[string]bool{}
+	for _, m := range manifests {
+		manifestSet[m] = true
+	}
+	for _, pg := range pages {
+		for _, r := range scans[pg].refs {
+			lr := b.lookup(files, pg, r)
+			if lr.target == "" {
+				continue
+			}
+			switch r.Kind {
+			case refEntry:
+				entrySet[lr.target] = true
+			case refManifest:
+				if ext := path.Ext(lr.target); ext == ".json" || ext == ".webmanifest" {
+					manifestSet[lr.target] = true
+				}
+			}
+		}
+	}
+	var msgs []Message
+	for _, e := range b.opts.Entries {
+		rel := path.Clean(strings.TrimPrefix(filepathToSlash(e), "./"))
+		if _, ok := files[rel]; !ok {
+			msgs = append(msgs, Message{Text: fmt.Sprintf("entry point %q not found in the site directory", e)})
+			continue
+		}
+		entrySet[rel] = true
+	}
+	manifests = manifests[:0]
+	for m := range manifestSet {
+		manifests = append(manifests, m)
+	}
+	if err := scanAll(sheets, modeCSS); err != nil {
+		return nil, err
+	}
+	if err := scanAll(manifests, modeWebManifest); err != nil {
+		return nil, err
+	}
+	if err := scanAll(scripts, modeJSMap); err != nil {
+		return nil, err
+	}
+	b.scans = scans
+
+	// Check every reference once, collecting all problems.
+	referenced := map[string]bool{}
+	for rel, se := range scans {
+		for _, r := range se.refs {
+			lr := b.lookup(files, rel, r)
+			if lr.msg != nil {
+				if lr.missing && b.opts.MissingAssets == MissingWarn {
+					b.log.Warn(lr.msg.String())
+					continue
+				}
+				msgs = append(msgs, *lr.msg)
+				continue
+			}
+			if lr.target != "" && r.Kind != refEntry {
+				referenced[lr.target] = true
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		sortMessages(msgs)
+		return nil, &BuildError{Messages: msgs}
+	}
+
+	// Bundle.
+	es := &esResult{outputs: map[string]*esOutput{}, inputs: map[string]bool{}}
+	if len(entrySet) > 0 {
+		entries := sortedKeys(entrySet)
+		var err error
+		if es, err = b.bundle(entries); err != nil {
+			return nil, err
+		}
+	}
+
+	// Nodes for source files.
+	for rel, f := range files {
+		ext := strings.ToLower(path.Ext(rel))
+		n := &node{key: rel, src: f, kind: manifest.KindAsset, done: make(chan struct{})}
+		switch {
+		case isPage(rel):
+			n.mode, n.kind, n.keepName = modePage, manifest.KindPage, true
+		case entrySet[rel] || entryExts[ext]:
+			continue // bundled: the entry node comes from esbuild's output
+		case es.inputs[rel] && codeExts[ext] && !referenced[rel]:
+			continue // consumed by a bundle and not used on its own
+		case ext == ".css":
+			n.mode = modeCSS
+		case manifestSet[rel]:
+			n.mode = modeWebManifest
+		case scans[rel].jsMap != nil && referencedMap(b, files, rel, scans[rel].jsMap):
+			n.mode = modeJSMap
+			n.jsMap = scans[rel].jsMap
+		}
+		if n.mode != modePage && b.keepsName(rel) {
+			if referenced[rel] {
+				n.alias = true
+			} else {
+				n.keepName, n.kind = true, manifest.KindStatic
+			}
+		}
+		n.refs = scans[rel].refs
+		p.bySource[rel] = n
+	}
+
+	// Nodes for bundle outputs.
+	for _, name := range sortedKeys(es.outputs) {
+		o := es.outputs[name]
+		n := &node{key: name, mode: modeBundle, es: o, kind: manifest.KindAsset, done: make(chan struct{})}
+		switch {
+		case isMap(name):
+			n.kind = manifest.KindSourceMap
+		case o.entry != "" && entrySet[o.entry]:
+			n.kind, n.key = manifest.KindEntry, o.entry
+			p.entries[o.entry] = n
+		case path.Ext(name) == ".js":
+			n.kind = manifest.KindChunk
+		}
+		p.byES[name] = n
+	}
+	for _, n := range p.byES {
+		o := n.es
+		seen := map[*node]bool{}
+		add := func(name string) {
+			if d, ok := p.byES[name]; ok && d != n && !seen[d] {
+				seen[d] = true
+				n.deps = append(n.deps, d)
+			}
+		}
+		for _, im := range o.imports {
+			add(im)
+		}
+		for _, im := range o.dynamic {
+			add(im)
+		}
+		add(o.rel + ".map")
+		if o.cssBundle != "" {
+			add(o.cssBundle)
+			if d, ok := p.byES[o.cssBundle]; ok {
+				n.css = append(n.css, d)
+			}
+		}
+		// Files esbuild copied (url() in bundled CSS, imported images) are
+		// named in the bytes; the metafile does not always list them.
+		for name, d := range p.byES {
+			if d.mode == modeBundle && !seen[d] && d != n && !isMap(name) && path.Ext(name) != ".js" && path.Ext(name) != ".css" &&
+				bytes.Contains(o.contents, []byte(path.Base(name))) {
+				seen[d] = true
+				n.deps = append(n.deps, d)
+			}
+		}
+		sort.Slice(n.deps, func(i, j int) bool { return n.deps[i].es.rel < n.deps[j].es.rel })
+	}
+	// Dependencies of rewritable sources.
+	for _, n := range p.bySource {
+		seen := map[*node]bool{}
+		for _, r := range n.refs {
+			lr := b.lookup(files, n.src.rel, r)
+			if lr.target == "" {
+				continue
+			}
+			d := p.nodeFor(lr.target)
+			if d == nil || d == n || seen[d] {
+				continue
+			}
+			seen[d] = true
+			n.deps = append(n.deps, d)
+			for _, c := range d.css {
+				if !seen[c] {
+					seen[c] = true
+					n.deps = append(n.deps, c)
+				}
+			}
+		}
+	}
+	for _, n := range p.bySource {
+		p.nodes = append(p.nodes, n)
+	}
+	for _, n := range p.byES {
+		p.nodes = append(p.nodes, n)
+	}
+	sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].key < p.nodes[j].key })
+	if err := findCycle(p.nodes); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// referencedMap reports whether a script's sourceMappingURL names a file
+// of the site.
+func referencedMap(b *Builder, files map[string]*srcFile, rel string, m *jsMapRef) bool {
+	return b.lookup(files, rel, ref{URL: m.url, Kind: refSourceMap}).target != ""
+}
+
+// findCycle reports a reference cycle (a.css imports b.css imports a.css)
+// as a *BuildError naming the files in order.
+func findCycle(nodes []*node) error {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[*node]int{}
+	var stack []*node
+	var visit func(n *node) []*node
+	visit = func(n *node) []*node {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, d := range n.deps {
+			switch color[d] {
+			case grey:
+				for i, s := range stack {
+					if s == d {
+						return append(append([]*node(nil), stack[i:]...), d)
+					}
+				}
+			case white:
+				if c := visit(d); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		return nil
+	}
+	for _, n := range nodes {
+		if color[n] != white {
+			continue
+		}
+		if c := visit(n); c != nil {
+			names := make([]string, len(c))
+			for i, n := range c {
+				names[i] = n.key
+			}
+			return &BuildError{Messages: []Message{{File: c[0].key,
+				Text: "reference cycle: " + strings.Join(names, " -> ") + ": content hashes cannot be computed, break the cycle"}}}
+		}
+	}
+	return nil
+}
+
+// scan finds the references in one rewritable file, from the cache when
+// the file has not changed.
+func (b *Builder) scan(ctx context.Context, f *srcFile, mode nodeMode) (scanEntry, error) {
+	if se, ok := b.scans[f.rel]; ok && se.stat == f.stat {
+		return se, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return scanEntry{}, err
+	}
+	se := scanEntry{stat: f.stat}
+	if mode == modeJSMap {
+		m, err := scanJSTail(f.abs, f.stat.size)
+		if err != nil {
+			return scanEntry{}, fmt.Errorf("read %s: %w", f.rel, err)
+		}
+		se.jsMap = m
+		if m != nil {
+			se.refs = []ref{{URL: m.url, Kind: refSourceMap}}
+		}
+		return se, nil
+	}
+	src, err := os.ReadFile(f.abs)
+	if err != nil {
+		return scanEntry{}, fmt.Errorf("read %s: %w", f.rel, err)
+	}
+	rec := &recorder{}
+	var sink bytes.Buffer
+	sink.Grow(len(src))
+	if err := rewriteAs(mode, &sink, src, rec); err != nil {
+		return scanEntry{}, locate(err, f.rel)
+	}
+	se.refs = rec.refs
+	return se, nil
+}
+
+// rewriteAs runs the rewriter for a mode.
+func rewriteAs(mode nodeMode, w *bytes.Buffer, src []byte, res resolver) error {
+	switch mode {
+	case modePage:
+		return rewriteHTML(w, src, res)
+	case modeCSS:
+		return rewriteCSS(w, src, 1, res)
+	case modeWebManifest:
+		return rewriteWebManifest(w, src, res)
+	}
+	return fmt.Errorf("no rewriter for mode %d", mode)
+}
+
+// locate fills in the file of messages that lack one.
+func locate(err error, rel string) error {
+	if be, ok := err.(*BuildError); ok {
+		for i := range be.Messages {
+			if be.Messages[i].File == "" {
+				be.Messages[i].File = rel
+			}
+		}
+	}
+	return err
+}
+
+// jsMapRef is the sourceMappingURL comment at the end of a script.
+type jsMapRef struct {
+	start, end int64 // byte range of the URL
+	url        string
+}
+
+// scanJSTail finds a //# sourceMappingURL= comment on the last line of a
+// script, reading only its end.
+func scanJSTail(abs string, size int64) (*jsMapRef, error) {
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n := min(size, 4096)
+	tail := make([]byte, n)
+	if _, err := f.ReadAt(tail, size-n); err != nil && err != io.EOF {
+		return nil, err
+	}
+	const key = "sourceMappingURL="
+	trimmed := bytes.TrimRight(tail, " \t\r\n")
+	ls := bytes.LastIndexByte(trimmed, '\n') + 1
+	last := trimmed[ls:]
+	if !bytes.HasPrefix(last, []byte("//# "+key)) && !bytes.HasPrefix(last, []byte("//@ "+key)) {
+		return nil, nil
+	}
+	u := last[4+len(key):]
+	if len(u) == 0 || bytes.ContainsAny(u, " \t") {
+		return nil, nil
+	}
+	start := size - n + int64(ls+4+len(key))
+	return &jsMapRef{start: start, end: start + int64(len(u)), url: string(u)}, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func filepathToSlash(p string) string { return strings.ReplaceAll(p, "\\", "/") }

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/assetctl/assetctl/bundler"
+	"github.com/assetctl/assetctl/internal/config"
+	"github.com/assetctl/assetctl/manifest"
+)
+
+func newBuildCmd(e *env) *cobra.Command {
+	var (
+		out, baseURL, missing                string
+		entries, targets, keepNames, exclude []string
+		minify, sourcemap, sri               bool
+		workers                              int
+	)
+	cmd := &cobra.Command{
+		Use:   "build [SITE_DIR]",
+		Short: "Bundle, fingerprint and rewrite a site into OUT_DIR with manifest.json",
+		Long: `Build a site (default: the current directory) into OUT_DIR:
+
+  - module scripts referenced from pages (and any .ts/.tsx/.jsx) are bundled
+    with esbuild: minified, code-split, with source maps;
+  - every other asset gets its content hash in its name (logo.8f4a2c11.png);
+  - references in HTML, CSS and web manifests are rewritten to those names,
+    with Subresource Integrity on scripts and stylesheets;
+  - pages and well-known paths (favicon.ico, robots.txt, sitemap.xml,
+    /.well-known/*) keep their names;
+  - OUT_DIR/manifest.json lists every output for deploy and the origin.
+
+OUT_DIR is replaced whole (built in a temporary directory and swapped in),
+so stale files never survive and a failed build leaves it untouched.`,
+		Example: `  assetctl build examples/site -o dist
+  assetctl build . -o dist --base-url https://cdn.example.com/assets/
+  assetctl build site -o dist --target es2020,safari15 --entry src/admin.ts
+  ASSETCTL_SRI=false assetctl build site -o dist`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			site := "."
+			if len(args) == 1 {
+				site = args[0]
+			}
+			file, err := config.Load(e.configPath, site)
+			if err != nil {
+				return err
+			}
+			outFromUser := cmd.Flags().Changed("out") || os.Getenv(config.EnvName("out")) != ""
+			if err := config.Apply(cmd.Flags(), &file.Build, file.Path, os.Getenv); err != nil {
+				return err
+			}
+			if !outFromUser && file.Build.Out != "" && !filepath.IsAbs(out) {
+				out = filepath.Join(filepath.Dir(file.Path), out) // relative to the config file
+			}
+			opts := bundler.Options{
+				SiteDir: site, OutDir: out, BaseURL: baseURL, Entries: entries, Target: targets,
+				NoMinify: !minify, NoSourceMaps: !sourcemap, NoSRI: !sri,
+				KeepNames: keepNames, Exclude: exclude, Workers: workers, Logger: e.log,
+			}
+			switch missing {
+			case "error":
+				opts.MissingAssets = bundler.MissingError
+			case "warn":
+				opts.MissingAssets = bundler.MissingWarn
+			default:
+				return fmt.Errorf("--missing-assets %q: want error or warn", missing)
+			}
+			b, err := bundler.New(opts)
+			if err != nil {
+				return fmt.Errorf("build settings: %w", err)
+			}
+			defer b.Close()
+			start := time.Now()
+			m, err := b.Build(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printSummary(e, m, out, time.Since(start))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&out, "out", "o", "dist", "output directory, replaced whole by each build")
+	f.StringVar(&baseURL, "base-url", "", "CDN base URL for asset references in pages (default: relative references)")
+	f.StringArrayVar(&entries, "entry", nil, "extra esbuild entry point, relative to SITE_DIR (repeatable)")
+	f.StringSliceVar(&targets, "target", nil, "esbuild targets, comma-separated: es2020, chrome100, firefox115, safari15, ... (default es2020)")
+	f.BoolVar(&minify, "minify", true, "minify bundles")
+	f.BoolVar(&sourcemap, "sourcemap", true, "write linked source maps for bundles")
+	f.BoolVar(&sri, "sri", true, "add integrity and crossorigin attributes to scripts and stylesheets")
+	f.StringArrayVar(&keepNames, "keep-name", nil, "glob of files served under their own name, like robots.txt (repeatable)")
+	f.StringArrayVar(&exclude, "exclude", nil, "glob of source files to leave out (repeatable)")
+	f.StringVar(&missing, "missing-assets", "error", "what a reference to a missing file does: error or warn")
+	f.IntVar(&workers, "workers", 0, "files processed in parallel (default: one per CPU)")
+	return cmd
+}
+
+// printSummary reports what the build wrote.
+func printSummary(e *env, m *manifest.Manifest, out string, took time.Duration) error {
+	counts := map[manifest.Kind]int{}
+	var bytes int64
+	for _, f := range m.Files {
+		counts[f.Kind]++
+		bytes += f.Size
+	}
+	_, err := fmt.Fprintf(e.stdout, "built %s: %d pages, %d assets, %d bundles (%d chunks, %d source maps), %d static, %.1f KiB in %v; build %s\n",
+		out, counts[manifest.KindPage], counts[manifest.KindAsset], counts[manifest.KindEntry], counts[manifest.KindChunk],
+		counts[manifest.KindSourceMap], counts[manifest.KindStatic], float64(bytes)/1024, took.Round(time.Millisecond), m.BuildID)
+	return err
+}
