@@ -123,6 +123,7 @@ func TestPurgeAgainstVarnish(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewPurge: %v", err)
 	}
+	purgedBefore := edge.Counter(t, "MAIN.n_obj_purged")
 	id, err := pg.Invalidate(ctx, purged, "build-1")
 	if err != nil {
 		t.Fatalf("Invalidate: %v", err)
@@ -132,6 +133,9 @@ func TestPurgeAgainstVarnish(t *testing.T) {
 	}
 	if err := pg.Wait(ctx, id); err != nil {
 		t.Errorf("Wait: %v", err)
+	}
+	if got := edge.Counter(t, "MAIN.n_obj_purged") - purgedBefore; got != uint64(len(purged)) {
+		t.Errorf("varnish purged %d objects, want %d", got, len(purged))
 	}
 
 	for _, p := range purged {

@@ -133,6 +133,29 @@ func StartVarnish(t testing.TB, opts VarnishOptions) *Varnish {
 	return v
 }
 
+// Counter reads one varnishstat counter, such as "MAIN.n_obj_purged" (how
+// many cached objects PURGE removed) or "MAIN.cache_hit".
+func (v *Varnish) Counter(t testing.TB, name string) uint64 {
+	t.Helper()
+	bin := Binary(t, "varnishstat", "apt-get install -y varnish", "/usr/bin")
+	out, err := exec.Command(bin, "-n", filepath.Join(v.Dir, "varnish"), "-1", "-f", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("varnishstat %s: %v\n%s", name, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 2 && fields[0] == name {
+			n, err := strconv.ParseUint(fields[1], 10, 64)
+			if err != nil {
+				t.Fatalf("varnishstat %s: value %q: %v", name, fields[1], err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("varnishstat has no counter %s:\n%s", name, out)
+	return 0
+}
+
 // stop ends the varnishd manager (which stops its cache child) and waits
 // until it is gone, escalating to SIGKILL after 10 seconds.
 func (v *Varnish) stop() {
