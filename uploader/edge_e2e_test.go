@@ -3,7 +3,6 @@ package uploader_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,9 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/assetctl/assetctl/internal/testsite"
@@ -22,18 +18,6 @@ import (
 	"github.com/assetctl/assetctl/manifest"
 	"github.com/assetctl/assetctl/uploader"
 )
-
-// allowAnonymousRead lets an edge GET the bucket's objects without
-// credentials, as a public S3 origin behind a CDN does.
-func allowAnonymousRead(t *testing.T, s *testsvc.S3, bucket string) {
-	t.Helper()
-	c := s3.New(s3.Options{Region: s.Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")})
-	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::%s/*"}]}`, bucket)
-	if _, err := c.PutBucketPolicy(context.Background(), &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(policy)}); err != nil {
-		t.Fatalf("put bucket policy: %v", err)
-	}
-}
 
 // purgeLog records the URLs of the purge requests a client sends.
 type purgeLog struct {
@@ -86,7 +70,7 @@ func readOut(t *testing.T, dir, path string) string {
 func TestDeployPurgesChangedPagesAtVarnish(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	allowAnonymousRead(t, e.s3, bucket)
+	testsvc.AllowAnonymousRead(t, e.s3, bucket)
 	edge := testsvc.StartVarnish(t, testsvc.VarnishOptions{Backend: strings.TrimPrefix(e.s3.Endpoint, "http://")})
 	base := edge.URL + "/" + bucket + "/site" // path-style origin, deploy prefix "site"
 	log := &purgeLog{}

@@ -2,6 +2,7 @@ package testsvc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,10 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // Varnish is a running varnishd: a real caching HTTP edge in front of one
@@ -154,6 +159,19 @@ func (v *Varnish) Counter(t testing.TB, name string) uint64 {
 	}
 	t.Fatalf("varnishstat has no counter %s:\n%s", name, out)
 	return 0
+}
+
+// AllowAnonymousRead gives bucket a policy that lets anyone GET its
+// objects, so an edge can use the S3 server as a public origin, the way a
+// CDN reads a public bucket.
+func AllowAnonymousRead(t testing.TB, s *S3, bucket string) {
+	t.Helper()
+	c := s3.New(s3.Options{Region: s.Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")})
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::%s/*"}]}`, bucket)
+	if _, err := c.PutBucketPolicy(context.Background(), &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(policy)}); err != nil {
+		t.Fatalf("allow anonymous reads of bucket %s: %v", bucket, err)
+	}
 }
 
 // stop ends the varnishd manager (which stops its cache child) and waits
