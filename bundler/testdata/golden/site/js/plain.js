@@ -1,0 +1,2 @@
+console.log("plain script, copied as is");
+//# sourceMappingURL=plain.js.map

@@ -1,0 +1,2 @@
+console.log("plain script, copied as is");
+//# sourceMappingURL=plain.2c6a7407.js.map
