@@ -214,7 +214,10 @@ func (c *Cache) replayInvalidation(ctx context.Context, key string) bool {
 	}
 	if c.pending.remove(key, seq) {
 		c.m.invReplayed.Inc()
-		c.log.Info("queued invalidation replayed", "key", key)
+		c.log.Debug("queued invalidation replayed", "key", key)
+		if c.pending.len() == 0 {
+			c.log.Info("all queued invalidations replayed")
+		}
 	}
 	return true
 }

@@ -271,6 +271,8 @@ type Cache struct {
 	l1      *l1Tier            // nil without an in-process tier
 	pending *pendingInvalidations
 
+	ctxDeadlines bool // rdb applies ctx deadlines itself (ContextTimeoutEnabled)
+
 	refreshing sync.Map // key -> struct{}: background refreshes in progress
 	closed     atomic.Bool
 	stop       chan struct{}
@@ -278,7 +280,10 @@ type Cache struct {
 }
 
 // NewCache returns a Cache over rdb (a single node, Sentinel or Cluster
-// client). The Cache does not own rdb: Close leaves it open.
+// client). The Cache does not own rdb: Close leaves it open. Build rdb with
+// ContextTimeoutEnabled: true so OpTimeout reaches the socket; otherwise
+// each Redis call runs on its own goroutine that is abandoned after
+// OpTimeout (the client's ReadTimeout then ends it).
 func NewCache(rdb redis.UniversalClient, opts CacheOptions) (*Cache, error) {
 	if rdb == nil {
 		return nil, errors.New("new cache: nil Redis client")
@@ -297,6 +302,11 @@ func NewCache(rdb redis.UniversalClient, opts CacheOptions) (*Cache, error) {
 		log:  o.Logger.With("cache", o.Name),
 		m:    m,
 		stop: make(chan struct{}),
+
+		ctxDeadlines: honoursDeadlines(rdb),
+	}
+	if !c.ctxDeadlines {
+		c.log.Info("the Redis client ignores context deadlines (ContextTimeoutEnabled is false): OpTimeout is enforced by abandoning slow calls; enable ContextTimeoutEnabled to save a goroutine per call")
 	}
 	c.pending = newPendingInvalidations(o.MaxPendingInvalidations, m)
 	c.br = newRedisBreaker(c)
@@ -473,7 +483,11 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 		return nil
 	} else if c.pending.add(key) {
 		c.m.invQueued.Inc()
-		c.log.Warn("redis unreachable: invalidation queued for replay", "key", key, "err", err)
+		if c.pending.len() == 1 {
+			c.log.Warn("redis unreachable: queueing invalidations to replay when it returns", "key", key, "err", err)
+		} else {
+			c.log.Debug("redis unreachable: invalidation queued", "key", key, "err", err)
+		}
 		c.startReplayer(ctx)
 		return nil
 	} else {

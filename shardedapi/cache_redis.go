@@ -64,6 +64,31 @@ return 1
 // open.
 var errRedisUnavailable = errors.New("redis unavailable (circuit breaker open)")
 
+// errOpTimeout is a Redis operation abandoned after OpTimeout by a client
+// that does not honour context deadlines. It is a net.Error, so the breaker
+// counts it as a failure.
+var errOpTimeout error = &opTimeoutError{}
+
+type opTimeoutError struct{}
+
+func (*opTimeoutError) Error() string   { return "redis operation timed out (CacheOptions.OpTimeout)" }
+func (*opTimeoutError) Timeout() bool   { return true }
+func (*opTimeoutError) Temporary() bool { return true }
+
+// honoursDeadlines reports whether rdb applies context deadlines to socket
+// I/O (go-redis does only with ContextTimeoutEnabled).
+func honoursDeadlines(rdb redis.UniversalClient) bool {
+	switch r := rdb.(type) {
+	case *redis.Client:
+		return r.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return r.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return r.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
 // redisDo runs one Redis operation under OpTimeout and the circuit breaker.
 // redis.Nil is returned as is and counts as success.
 func (c *Cache) redisDo(ctx context.Context, op string, fn func(ctx context.Context) error) error {
@@ -72,7 +97,11 @@ func (c *Cache) redisDo(ctx context.Context, op string, fn func(ctx context.Cont
 		return errRedisUnavailable
 	}
 	octx, cancel := context.WithTimeout(ctx, c.opts.OpTimeout)
-	err = fn(octx)
+	if c.ctxDeadlines {
+		err = fn(octx)
+	} else {
+		err = abandonAfter(octx, fn)
+	}
 	cancel()
 	done(err)
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -87,6 +116,23 @@ func (c *Cache) redisDo(ctx context.Context, op string, fn func(ctx context.Cont
 // computes it.
 func entryID(raw []byte) string {
 	return string(raw[:min(len(raw), entryHeaderSize)]) + "#" + strconv.Itoa(len(raw))
+}
+
+// abandonAfter runs fn but returns when ctx ends, for clients that ignore
+// ctx's deadline. fn must not touch the caller's variables after a timeout
+// is reported: callers only read what fn wrote when it returns nil.
+func abandonAfter(ctx context.Context, fn func(ctx context.Context) error) error {
+	ch := make(chan error, 1)
+	go func() { ch <- fn(ctx) }()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return errOpTimeout
+		}
+		return ctx.Err()
+	}
 }
 
 func (c *Cache) fillOrLock(ctx context.Context, key, token, seen string) (int, []byte, error) {

@@ -17,14 +17,14 @@ const SharedRedisAddr = "127.0.0.1:6379"
 
 const redisInstall = "apt-get install -y redis-server"
 
-// Redis returns a client for the machine's Redis at SharedRedisAddr and a
+// Redis returns a client (ContextTimeoutEnabled) for the machine's Redis at SharedRedisAddr and a
 // key prefix unique to this test ("test:<name>:<random>:"). Every key under
 // the prefix is deleted when the test ends (never FLUSHALL: other tests
 // share the server). The test fails with the install command if Redis does
 // not answer.
 func Redis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: SharedRedisAddr})
+	rdb := redis.NewClient(&redis.Options{Addr: SharedRedisAddr, ContextTimeoutEnabled: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -101,7 +101,8 @@ func (s *RedisServer) Kill() {
 }
 
 // Client returns a client for the server, closed when the test ends.
-// Short timeouts make a dead server fail fast.
+// Short timeouts make a dead server fail fast; ContextTimeoutEnabled lets
+// callers' deadlines reach the socket.
 func (s *RedisServer) Client(t testing.TB) *redis.Client {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{
@@ -110,6 +111,8 @@ func (s *RedisServer) Client(t testing.TB) *redis.Client {
 		ReadTimeout:  200 * time.Millisecond,
 		WriteTimeout: 200 * time.Millisecond,
 		MaxRetries:   -1,
+
+		ContextTimeoutEnabled: true,
 	})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
