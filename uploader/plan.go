@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/assetctl/assetctl/manifest"
 	"golang.org/x/sync/errgroup"
@@ -205,8 +206,10 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 	p := &Plan{Bucket: d.opts.Bucket, Prefix: d.prefix, BuildID: in.m.BuildID, Rollback: in.rollback, src: in.src,
 		Assets: []Action{}, Pages: []Action{}, Removes: []Action{}, Prune: []Action{}, Invalidate: []string{}}
 	prev := rem.latest()
+	var prevWritten time.Time // when the store wrote the previous record, by its own clock
 	if prev != nil {
 		p.PreviousBuildID = prev.BuildID
+		prevWritten = rem.objects[strings.TrimPrefix(prev.key, d.prefix)].LastModified
 	}
 	rec := &Record{Version: recordVersion, BuildID: in.m.BuildID, Time: now, Rollback: in.rollback,
 		Manifest: in.m, Objects: map[string]RecordObject{}}
@@ -259,7 +262,8 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 			rec.Objects[o.Path] = ro
 			continue
 		}
-		if vouched && !pr.Immutable && pr.ETag != "" && pr.ETag == obj.ETag && pr.Size == obj.Size {
+		if vouched && !pr.Immutable && pr.ETag != "" && pr.ETag == obj.ETag && pr.Size == obj.Size &&
+			(!pr.Rewritten || !obj.LastModified.Before(prevWritten)) {
 			toHead = append(toHead, pending{o: o, h: h, obj: obj, prev: pr})
 			continue
 		}
@@ -306,6 +310,7 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 		case t.prev.Headers != h:
 			p.Pages = append(p.Pages, Action{Op: OpHeaders, Path: o.Path, Key: key, Headers: &h, Reason: "headers changed"})
 			invalidate = append(invalidate, o.Path)
+			ro.ETag, ro.Rewritten = t.obj.ETag, true
 		default:
 			ro.ETag = t.obj.ETag
 			p.Skipped++

@@ -2,15 +2,37 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/assetctl/assetctl/uploader"
+	"github.com/aws/aws-sdk-go-v2/config"
 )
 
-// newInvalidators builds the CDN invalidators the flags ask for.
-func newInvalidators(_ context.Context, _ *env, f *deployFlags) ([]uploader.Invalidator, error) {
-	if len(f.distributions) > 0 || len(f.purge) > 0 {
-		return nil, errors.New("--cloudfront-distribution and --purge are not available in this build yet")
+// newInvalidators builds the CDN invalidators the flags ask for: one
+// CloudFront invalidator for all --cloudfront-distribution IDs and one
+// purger per --purge URL.
+func newInvalidators(ctx context.Context, e *env, f *deployFlags) ([]uploader.Invalidator, error) {
+	var invs []uploader.Invalidator
+	if len(f.distributions) > 0 {
+		// CloudFront is a global service signed in us-east-1; credentials
+		// come from the same default chain as S3's.
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
+		if err != nil {
+			return nil, fmt.Errorf("load AWS config for CloudFront: %w", err)
+		}
+		cf, err := uploader.NewCloudFront(cfg, uploader.CloudFrontOptions{DistributionIDs: f.distributions,
+			Endpoint: f.cloudfrontEndpoint, MaxPaths: f.maxInvalidationPaths, Logger: e.log})
+		if err != nil {
+			return nil, err
+		}
+		invs = append(invs, cf)
 	}
-	return nil, nil
+	for _, u := range f.purge {
+		p, err := uploader.NewPurge(u, uploader.PurgeOptions{Logger: e.log})
+		if err != nil {
+			return nil, err
+		}
+		invs = append(invs, p)
+	}
+	return invs, nil
 }
