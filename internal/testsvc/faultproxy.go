@@ -1,6 +1,8 @@
 package testsvc
 
 import (
+	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -56,6 +58,7 @@ func StartFaultProxy(t testing.TB, target string, opts FaultOptions) *FaultProxy
 	// The Host header is forwarded unchanged, so SigV4 signatures computed
 	// for the proxy's address stay valid at the server.
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // aborted requests are the point here
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p.decide(r) {
 		case "slowdown":
