@@ -125,6 +125,9 @@ func TestHeaderRuleChange(t *testing.T) {
 	if got, want := res.HeadersSet, pages+2; got != want {
 		t.Errorf("updated headers of %d objects, want %d", got, want)
 	}
+	if got, want := len(e.puts(mark)), pages+3; got != want { // the copies and the record
+		t.Errorf("header update wrote %d objects, want %d", got, want)
+	}
 	objs := e.inspect("")
 	for _, o := range m.Outputs() {
 		got := objs[o.Path]
