@@ -46,7 +46,7 @@ func TestDeployIncremental(t *testing.T) {
 	}
 
 	t.Run("no change", func(t *testing.T) {
-		mark := e.s3.Mark()
+		mark := e.s3.Mark(t)
 		calls := len(cdn.calls)
 		res, err := d.Deploy(ctx, dir)
 		if err != nil {
@@ -68,7 +68,7 @@ func TestDeployIncremental(t *testing.T) {
 
 	t.Run("one page and one image changed", func(t *testing.T) {
 		dir2, m2 := site(t, testsite.Spec{PageEdits: map[int]string{1: "<p>new</p>"}, ImageEdits: map[int]string{1: "salt"}})
-		mark := e.s3.Mark()
+		mark := e.s3.Mark(t)
 		calls := len(cdn.calls)
 		res, err := d.Deploy(ctx, dir2)
 		if err != nil {

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/assetctl/assetctl/manifest"
 	"golang.org/x/sync/errgroup"
@@ -206,10 +205,8 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 	p := &Plan{Bucket: d.opts.Bucket, Prefix: d.prefix, BuildID: in.m.BuildID, Rollback: in.rollback, src: in.src,
 		Assets: []Action{}, Pages: []Action{}, Removes: []Action{}, Prune: []Action{}, Invalidate: []string{}}
 	prev := rem.latest()
-	var prevWritten time.Time // when the store wrote the previous record, by its own clock
 	if prev != nil {
 		p.PreviousBuildID = prev.BuildID
-		prevWritten = rem.objects[strings.TrimPrefix(prev.key, d.prefix)].LastModified
 	}
 	rec := &Record{Version: recordVersion, BuildID: in.m.BuildID, Time: now, Rollback: in.rollback,
 		Manifest: in.m, Objects: map[string]RecordObject{}}
@@ -262,8 +259,7 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 			rec.Objects[o.Path] = ro
 			continue
 		}
-		if vouched && !pr.Immutable && pr.ETag != "" && pr.ETag == obj.ETag && pr.Size == obj.Size &&
-			(!pr.Rewritten || !obj.LastModified.Before(prevWritten)) {
+		if vouched && !pr.Immutable && pr.ETag != "" && pr.ETag == obj.ETag && pr.Size == obj.Size {
 			toHead = append(toHead, pending{o: o, h: h, obj: obj, prev: pr})
 			continue
 		}
@@ -310,7 +306,8 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 		case t.prev.Headers != h:
 			p.Pages = append(p.Pages, Action{Op: OpHeaders, Path: o.Path, Key: key, Headers: &h, Reason: "headers changed"})
 			invalidate = append(invalidate, o.Path)
-			ro.ETag, ro.Rewritten = t.obj.ETag, true
+			// The ETag stays "" although the bytes keep theirs: a listing
+			// cannot tell whether an interrupted run rewrote the headers.
 		default:
 			ro.ETag = t.obj.ETag
 			p.Skipped++
@@ -342,7 +339,10 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 	}
 	rec.Invalidate = p.Invalidate
 
-	if len(p.Assets)+len(p.Pages)+len(p.Removes) > 0 || prev == nil || prev.BuildID != in.m.BuildID || in.rollback {
+	// A record is written when anything changes, and also when planning
+	// had to HEAD what the previous record could not vouch for (after a
+	// header rewrite or an interrupted run), so the next plan needs none.
+	if len(p.Assets)+len(p.Pages)+len(p.Removes) > 0 || prev == nil || prev.BuildID != in.m.BuildID || in.rollback || p.Heads > 0 {
 		rec.key = recordKey(d.prefix, now, in.m.BuildID)
 		p.Record = rec.key
 		p.record = rec

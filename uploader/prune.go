@@ -32,13 +32,19 @@ func (d *Deployer) planPrune(p *Plan, rem *remote, next *Record) {
 			referenced[path] = true
 		}
 	}
+	// Keep counts builds, not records: a redeploy or record refresh of the
+	// same build does not push an older build out.
+	recent := map[string]bool{}
+	for i := len(records) - 1; i >= 0 && len(recent) < d.opts.Keep; i-- {
+		recent[records[i].BuildID] = true
+	}
 	var dropRecords []*Record
 	for i, r := range records {
 		liveUntil := now
 		if i+1 < len(records) {
 			liveUntil = records[i+1].Time
 		}
-		if i >= len(records)-d.opts.Keep || liveUntil.After(cutoff) {
+		if recent[r.BuildID] || liveUntil.After(cutoff) {
 			for path, o := range r.Objects {
 				if o.Immutable {
 					referenced[path] = true

@@ -51,10 +51,6 @@ type RecordObject struct {
 	// whose ETag matches it proves the record's hash and headers without a
 	// HEAD.
 	ETag string `json:"etag,omitempty"`
-	// Rewritten marks an object whose headers this deploy rewrote in place:
-	// its ETag does not change, so the listing proves the rewrite only if
-	// the object is also no older than the record itself.
-	Rewritten bool `json:"rewritten,omitempty"`
 }
 
 // maxRecordBody bounds the mutable files a record carries for rollback.

@@ -55,8 +55,13 @@ func (s *S3) Env() []string {
 // LogMark is a position in the server's request log.
 type LogMark int
 
-// Mark returns the current end of the request log.
-func (s *S3) Mark() LogMark { return LogMark(len(s.proc.Output())) }
+// Mark returns the end of the request log after every request answered so
+// far (see Sync).
+func (s *S3) Mark(t testing.TB) LogMark {
+	t.Helper()
+	s.Sync(t)
+	return LogMark(len(s.proc.Output()))
+}
 
 var logLine = regexp.MustCompile(`\| (GET|PUT|POST|HEAD|DELETE) \| (\S+) `)
 
