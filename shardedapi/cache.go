@@ -471,13 +471,18 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	if err := checkCacheKey(key); err != nil {
 		return err
 	}
+	seq := c.pending.mark()
+	err := c.invalidateRedis(ctx, key)
+	// Now that the entry is gone from Redis (or the attempt is over), drop
+	// the key from the in-process tier, raising its epoch so reads that
+	// began earlier cannot admit their value, and make later readers start
+	// their own read and load rather than join ones that began before.
+	// Doing this before the Redis call would leave a window in which a read
+	// could fetch the old entry and admit it.
 	c.l1.invalidate(key)
-	// Readers arriving from now on must not join a read or load that began
-	// before the write.
 	c.reads.Forget(key)
 	c.flights.Forget(key)
-	seq := c.pending.mark()
-	if err := c.invalidateRedis(ctx, key); err == nil {
+	if err == nil {
 		c.pending.remove(key, seq)
 		c.m.invApplied.Inc()
 		return nil
