@@ -502,3 +502,29 @@ func TestIncrementalRebuild(t *testing.T) {
 		t.Errorf("Build after Close: got %v, want ErrClosed", err)
 	}
 }
+
+// TestRebuildLinksUnchangedFiles: a new Builder (a new process) building
+// into an existing output hard-links unchanged assets instead of copying.
+func TestRebuildLinksUnchangedFiles(t *testing.T) {
+	site := writeSite(t, map[string]string{"index.html": `<img src="a.png">`, "a.png": "aaa", "b.png": "bbb"})
+	out := filepath.Join(t.TempDir(), "dist")
+	m1 := mustBuild(t, Options{SiteDir: site, OutDir: out})
+	ino := func(p string) uint64 {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(out, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return statOf(fi).ino
+	}
+	before := ino(m1.Files["a.png"].Path)
+	os.WriteFile(filepath.Join(site, "b.png"), []byte("BBB"), 0o644)
+	m2 := mustBuild(t, Options{SiteDir: site, OutDir: out})
+	if got := ino(m2.Files["a.png"].Path); got != before {
+		t.Errorf("a.png: got inode %d, want %d (linked from the previous build)", got, before)
+	}
+	if m1.Files["b.png"].Path == m2.Files["b.png"].Path {
+		t.Errorf("b.png: changed content kept name %s", m2.Files["b.png"].Path)
+	}
+	checkOutput(t, out, m2)
+}

@@ -287,6 +287,12 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 		}
 		p.byES[name] = n
 	}
+	var copied []*node // files esbuild copied: neither code nor maps
+	for _, name := range sortedKeys(p.byES) {
+		if ext := path.Ext(name); ext != ".js" && ext != ".css" && ext != ".map" {
+			copied = append(copied, p.byES[name])
+		}
+	}
 	for _, n := range p.byES {
 		o := n.es
 		seen := map[*node]bool{}
@@ -311,9 +317,8 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 		}
 		// Files esbuild copied (url() in bundled CSS, imported images) are
 		// named in the bytes; the metafile does not always list them.
-		for name, d := range p.byES {
-			if d.mode == modeBundle && !seen[d] && d != n && !isMap(name) && path.Ext(name) != ".js" && path.Ext(name) != ".css" &&
-				bytes.Contains(o.contents, []byte(path.Base(name))) {
+		for _, d := range copied {
+			if !seen[d] && d != n && bytes.Contains(o.contents, []byte(path.Base(d.es.rel))) {
 				seen[d] = true
 				n.deps = append(n.deps, d)
 			}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -35,6 +34,8 @@ type writer struct {
 
 	mu      sync.Mutex
 	digests map[string]digestEntry // plain-file hashes for the next build
+
+	prev map[string]manifest.File // the previous output's manifest, when this Builder has no cache yet
 }
 
 // write writes the plan into a temporary directory beside OutDir, adds
@@ -58,6 +59,11 @@ func (b *Builder) write(ctx context.Context, p *plan) (*manifest.Manifest, error
 		return nil, fmt.Errorf("create temporary output: %w", err)
 	}
 	w := &writer{b: b, p: p, tmp: tmp, digests: map[string]digestEntry{}}
+	if len(b.digests) == 0 {
+		if pm, err := manifest.Load(b.out); err == nil {
+			w.prev = pm.Files
+		}
+	}
 	if err := w.run(ctx); err != nil {
 		return nil, err
 	}
@@ -232,6 +238,19 @@ func (w *writer) plain(ctx context.Context, n *node) (string, digestResult, erro
 			return name, de.hash, nil
 		}
 	}
+	if pf, ok := w.prev[f.rel]; ok && pf.Size == f.stat.size && !n.keepName {
+		// A previous build (of another process) wrote this file: hash the
+		// source, and if the name is the same, link instead of copying.
+		d, size, err := hasher.File(ctx, f.abs)
+		if err != nil {
+			return "", digestResult{}, fmt.Errorf("read %s: %w", f.rel, err)
+		}
+		dr := digestResult{digest: d, size: size}
+		if name := w.outName(n, d); name == pf.Path && w.linkFromPrevious(name) {
+			w.remember(f, dr)
+			return name, dr, nil
+		}
+	}
 	src, err := os.Open(f.abs)
 	if err != nil {
 		return "", digestResult{}, fmt.Errorf("read %s: %w", f.rel, err)
@@ -340,16 +359,18 @@ func (w *writer) rewrite(n *node) ([]byte, error) {
 }
 
 // bundleBytes is an esbuild output with the esbuild names of the outputs
-// it references replaced by their final names (longest first, so app.js
-// inside app.js.map is never touched).
+// it references replaced by their final names, in one pass. At each
+// position the longest name wins, so app-X.js inside app-X.js.map is never
+// touched.
 func (w *writer) bundleBytes(n *node) []byte {
-	deps := append([]*node(nil), n.deps...)
-	sort.Slice(deps, func(i, j int) bool { return len(deps[i].es.rel) > len(deps[j].es.rel) })
-	out := n.es.contents
-	for _, d := range deps {
-		out = bytes.ReplaceAll(out, []byte(path.Base(d.es.rel)), []byte(path.Base(d.file.Path)))
+	if len(n.deps) == 0 {
+		return n.es.contents
 	}
-	return out
+	pairs := make([]string, 0, 2*len(n.deps))
+	for _, d := range n.deps {
+		pairs = append(pairs, path.Base(d.es.rel), path.Base(d.file.Path))
+	}
+	return []byte(strings.NewReplacer(pairs...).Replace(string(n.es.contents)))
 }
 
 // bytes writes an in-memory output under its content-hashed name.
@@ -360,24 +381,21 @@ func (w *writer) bytes(n *node, data []byte) (string, digestResult, error) {
 	if err := w.mkdirFor(dst); err != nil {
 		return "", digestResult{}, err
 	}
-	// Via a temporary name: two nodes may produce the same asset (esbuild
-	// copied an image the site also has) and must not see a torn file.
-	tf, err := os.CreateTemp(filepath.Dir(dst), ".partial-*")
-	if err != nil {
-		return "", digestResult{}, err
-	}
-	_, err = tf.Write(data)
-	if err == nil {
-		err = tf.Chmod(0o644)
-	}
-	if cerr := tf.Close(); err == nil {
-		err = cerr
+	// O_EXCL: two nodes may produce the same asset (esbuild copied an
+	// image the site also has); the name is the content, so the second
+	// writer has nothing to add, and nothing reads the tree before every
+	// writer is done.
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) && !n.keepName {
+		return name, digestResult{digest: d, size: int64(len(data))}, nil
 	}
 	if err == nil {
-		err = os.Rename(tf.Name(), dst)
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
-		os.Remove(tf.Name())
 		return "", digestResult{}, fmt.Errorf("write %s: %w", name, err)
 	}
 	return name, digestResult{digest: d, size: int64(len(data))}, nil
