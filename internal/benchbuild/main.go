@@ -14,8 +14,8 @@ package main
 import (
 	"context"
 	"flag"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
