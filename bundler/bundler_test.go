@@ -528,3 +528,74 @@ func TestRebuildLinksUnchangedFiles(t *testing.T) {
 	}
 	checkOutput(t, out, m2)
 }
+
+// TestRootManifestJSON: a site's own manifest.json (a web app manifest)
+// gets a hashed name and does not collide with the build's manifest.
+func TestRootManifestJSON(t *testing.T) {
+	site := writeSite(t, map[string]string{
+		"index.html":    `<link rel="manifest" href="/manifest.json">`,
+		"manifest.json": `{"icons":[{"src":"icon.png"}]}`,
+		"icon.png":      "png",
+	})
+	out := filepath.Join(t.TempDir(), "dist")
+	m := mustBuild(t, Options{SiteDir: site, OutDir: out})
+	checkOutput(t, out, m)
+	f := m.Files["manifest.json"]
+	if !strings.HasPrefix(f.Path, "manifest.") || f.Path == "manifest.json" {
+		t.Fatalf("manifest.json: got path %q, want a hashed name", f.Path)
+	}
+	if data := tree(t, out)[f.Path]; !bytes.Contains(data, []byte(m.Files["icon.png"].Path)) {
+		t.Errorf("%s: got %s, want the icon rewritten", f.Path, data)
+	}
+}
+
+// checkLinks resolves every local reference in the output's pages and
+// stylesheets against the output tree: the build is consistent when each
+// one exists (or is a page route).
+func checkLinks(t *testing.T, out string) {
+	t.Helper()
+	files := tree(t, out)
+	for p, data := range files {
+		var mode nodeMode
+		switch filepath.Ext(p) {
+		case ".html":
+			mode = modePage
+		case ".css":
+			mode = modeCSS
+		default:
+			continue
+		}
+		rec := &recorder{}
+		var sink bytes.Buffer
+		if err := rewriteAs(mode, &sink, data, rec); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rec.refs {
+			parts, ok := localURL(r.URL)
+			if !ok || r.Kind == refLink || isDirURL(parts.path) {
+				continue
+			}
+			rel, inside := resolveRel(p, parts.path)
+			if _, exists := files[rel]; !inside || !exists {
+				t.Errorf("%s:%d: %q resolves to %q, not in the output", p, r.Line, r.URL, rel)
+			}
+		}
+	}
+}
+
+func TestOutputLinksResolve(t *testing.T) {
+	for _, site := range []string{exampleSite, "testdata/golden/site"} {
+		t.Run(site, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "dist")
+			mustBuild(t, Options{SiteDir: site, OutDir: out})
+			checkLinks(t, out)
+			if site == exampleSite {
+				for _, page := range []string{"index.html", "blog/index.html", "blog/post-hello.html"} {
+					if !bytes.Contains(tree(t, out)[page], []byte(`rel="modulepreload"`)) {
+						t.Errorf("%s: no modulepreload link for the entry's chunk", page)
+					}
+				}
+			}
+		})
+	}
+}

@@ -169,7 +169,7 @@ func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute,
 	}
 	var edits []edit
 	var integrity string
-	var injected []cssRef
+	var injected, preload []cssRef
 	sri := false
 	for i, s := range spans {
 		if s.valStart < 0 {
@@ -209,7 +209,7 @@ func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute,
 				integrity = r.Integrity
 				sri = r.Integrity != ""
 			}
-			injected = r.CSS
+			injected, preload = r.CSS, r.Preload
 		}
 		if nv != val {
 			edits = append(edits, edit{s.valStart, s.valEnd, attrValue(nv, s.quote)})
@@ -250,14 +250,20 @@ func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute,
 			edits = append(edits, edit{insertAt, insertAt, []byte(add)})
 		}
 	}
-	for _, c := range injected {
-		w.WriteString(`<link rel="stylesheet" href="`)
+	link := func(rel string, c cssRef) {
+		w.WriteString(`<link rel="` + rel + `" href="`)
 		w.Write(attrValue(c.URL, '"'))
 		w.WriteString(`"`)
 		if c.Integrity != "" {
 			w.WriteString(` integrity="` + c.Integrity + `" crossorigin="anonymous"`)
 		}
 		w.WriteString(`>`)
+	}
+	for _, c := range injected {
+		link("stylesheet", c)
+	}
+	for _, c := range preload {
+		link("modulepreload", c)
 	}
 	// Apply edits in order of position; they never overlap.
 	sortEdits := func() {

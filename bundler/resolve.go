@@ -1,6 +1,10 @@
 package bundler
 
-import "path"
+import (
+	"path"
+	"path/filepath"
+	"strings"
+)
 
 // finalResolver is the resolver of the writing pass: every reference
 // target has been written, so it knows the final names and integrity.
@@ -41,6 +45,18 @@ func (r *finalResolver) resolve(x ref) (resolved, error) {
 			}
 			out.CSS = append(out.CSS, cr)
 		}
+		for _, im := range n.es.imports {
+			c, ok := r.w.p.byES[im]
+			if !ok || path.Ext(im) != ".js" {
+				continue
+			}
+			<-c.done
+			pr := cssRef{URL: r.otherURL(lr.parts, c.file.Path)}
+			if !b.opts.NoSRI {
+				pr.Integrity = c.file.Integrity
+			}
+			out.Preload = append(out.Preload, pr)
+		}
 	}
 	return out, nil
 }
@@ -53,4 +69,21 @@ func (r *finalResolver) url(parts urlParts, outPath string) string {
 		return absoluteURL(r.w.b.base, outPath, parts)
 	}
 	return replaceBase(parts, path.Base(outPath))
+}
+
+// otherURL is a reference to an output in another directory than the one
+// the reference was written for (a chunk linked from a page): root-relative
+// if the reference was, else relative to the file being rewritten.
+func (r *finalResolver) otherURL(parts urlParts, outPath string) string {
+	if r.page && r.w.b.base != "" {
+		return absoluteURL(r.w.b.base, outPath, urlParts{})
+	}
+	if strings.HasPrefix(parts.raw, "/") {
+		return absoluteURL("/", outPath, urlParts{})
+	}
+	rel, err := filepath.Rel(filepath.FromSlash(path.Dir(r.from)), filepath.FromSlash(outPath))
+	if err != nil {
+		return absoluteURL("/", outPath, urlParts{})
+	}
+	return absoluteURL("", filepath.ToSlash(rel), urlParts{})
 }

@@ -32,9 +32,11 @@ type resolved struct {
 	URL       string   // replacement URL; empty means leave the reference as written
 	Integrity string   // SRI value of the target, for <script> and stylesheets
 	CSS       []cssRef // stylesheets an entry point needs, to link from the page
+	Preload   []cssRef // chunks an entry point imports statically, to modulepreload
 }
 
-// cssRef is a stylesheet to link next to an entry point's script tag.
+// cssRef is a stylesheet or module to link next to an entry point's
+// script tag.
 type cssRef struct {
 	URL, Integrity string
 }

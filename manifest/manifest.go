@@ -211,6 +211,9 @@ func (m *Manifest) Validate() error {
 		if err := checkRelPath(p); err != nil {
 			return fmt.Errorf("files[%q].%s: %w", src, field, err)
 		}
+		if p == FileName {
+			return fmt.Errorf("files[%q].%s: path %q is reserved for the manifest", src, field, p)
+		}
 		if other, dup := seen[p]; dup {
 			return fmt.Errorf("files[%q].%s: output %q is also claimed by files[%q]", src, field, p, other)
 		}
@@ -224,6 +227,8 @@ func (m *Manifest) Validate() error {
 	sort.Strings(keys)
 	for _, src := range keys {
 		f := m.Files[src]
+		// A source may be called manifest.json (a web app manifest); only
+		// an output path may not.
 		if err := checkRelPath(src); err != nil {
 			return fmt.Errorf("files key %q: %w", src, err)
 		}
@@ -261,8 +266,6 @@ func checkRelPath(p string) error {
 		return fmt.Errorf("path %q is absolute", p)
 	case path.Clean(p) != p || p == "." || strings.HasPrefix(p, "../"):
 		return fmt.Errorf("path %q is not clean and relative", p)
-	case p == FileName:
-		return fmt.Errorf("path %q is reserved for the manifest", p)
 	}
 	return nil
 }
