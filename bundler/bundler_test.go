@@ -599,3 +599,37 @@ func TestOutputLinksResolve(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepNames: configured patterns keep their names like the built-in
+// well-known paths; referenced ones also get a hashed copy (point 5).
+func TestKeepNames(t *testing.T) {
+	site := writeSite(t, map[string]string{
+		"index.html":                  `<a href="downloads/guide.pdf">guide</a><link rel="apple-touch-icon" href="apple-touch-icon-180.png">`,
+		"downloads/guide.pdf":         "pdf",
+		"downloads/other.pdf":         "pdf2",
+		"apple-touch-icon-180.png":    "icon",
+		".well-known/assetlinks.json": "[]",
+		"sitemap-blog.xml":            "<urlset/>",
+		"img/unreferenced.png":        "x",
+	})
+	out := filepath.Join(t.TempDir(), "dist")
+	m := mustBuild(t, Options{SiteDir: site, OutDir: out, KeepNames: []string{"downloads/*.pdf"}})
+	checkOutput(t, out, m)
+	for _, tc := range []struct {
+		key, path, alias string
+	}{
+		{"downloads/guide.pdf", "downloads/guide.pdf", ""}, // a link to a kept name stays a link to it
+		{"downloads/other.pdf", "downloads/other.pdf", ""},
+		{".well-known/assetlinks.json", ".well-known/assetlinks.json", ""},
+		{"sitemap-blog.xml", "sitemap-blog.xml", ""},
+		{"apple-touch-icon-180.png", "apple-touch-icon-180." + m.Files["apple-touch-icon-180.png"].Hash[:8] + ".png", "apple-touch-icon-180.png"},
+		{"img/unreferenced.png", "img/unreferenced." + m.Files["img/unreferenced.png"].Hash[:8] + ".png", ""},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			f := m.Files[tc.key]
+			if f.Path != tc.path || f.Alias != tc.alias {
+				t.Errorf("got path %q alias %q, want %q and %q", f.Path, f.Alias, tc.path, tc.alias)
+			}
+		})
+	}
+}

@@ -144,7 +144,7 @@ var entryExts = map[string]bool{".ts": true, ".tsx": true, ".jsx": true, ".mts":
 
 // rewriteTag writes one start tag with its references rewritten.
 func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute, line int, res resolver) error {
-	spans := scanAttrs(raw)
+	spans := firstOfEach(scanAttrs(raw))
 	if !sameAttrs(raw, spans, attrs) {
 		w.Write(raw) // a tag our scanner reads differently: leave it alone
 		return nil
@@ -349,6 +349,20 @@ func urlPathOnly(u string) string {
 		return u[:i]
 	}
 	return u
+}
+
+// firstOfEach drops repeated attributes: browsers (and the tokenizer) use
+// the first one and ignore the rest, which are left as written.
+func firstOfEach(spans []attrSpan) []attrSpan {
+	seen := map[string]bool{}
+	out := spans[:0:0]
+	for _, s := range spans {
+		if !seen[s.name] {
+			seen[s.name] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sameAttrs checks that scanAttrs read the tag as the tokenizer did.
