@@ -271,7 +271,8 @@ type Cache struct {
 	l1      *l1Tier            // nil without an in-process tier
 	pending *pendingInvalidations
 
-	ctxDeadlines bool // rdb applies ctx deadlines itself (ContextTimeoutEnabled)
+	ctxDeadlines  bool   // rdb applies ctx deadlines itself (ContextTimeoutEnabled)
+	invalidations string // the pub/sub channel: Prefix + "invalidations"
 
 	refreshing sync.Map // key -> struct{}: background refreshes in progress
 	closed     atomic.Bool
@@ -303,7 +304,8 @@ func NewCache(rdb redis.UniversalClient, opts CacheOptions) (*Cache, error) {
 		m:    m,
 		stop: make(chan struct{}),
 
-		ctxDeadlines: honoursDeadlines(rdb),
+		ctxDeadlines:  honoursDeadlines(rdb),
+		invalidations: o.Prefix + "invalidations",
 	}
 	if !c.ctxDeadlines {
 		c.log.Info("the Redis client ignores context deadlines (ContextTimeoutEnabled is false): OpTimeout is enforced by abandoning slow calls; enable ContextTimeoutEnabled to save a goroutine per call")
@@ -724,7 +726,9 @@ func (c *Cache) result(key string, e *entry, shared bool) ([]byte, error) {
 		return nil, fmt.Errorf("cache key %q: %w", key, ErrNotFound)
 	}
 	if shared {
-		return append([]byte(nil), e.payload...), nil
+		b := make([]byte, len(e.payload))
+		copy(b, e.payload)
+		return b, nil
 	}
 	return e.payload, nil
 }

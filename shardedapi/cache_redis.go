@@ -16,7 +16,7 @@ import (
 // to the channel P+"invalidations" with k as the payload.
 func (c *Cache) valueKey(key string) string { return c.opts.Prefix + "{" + key + "}:v" }
 func (c *Cache) lockKey(key string) string  { return c.opts.Prefix + "{" + key + "}:l" }
-func (c *Cache) channel() string            { return c.opts.Prefix + "invalidations" }
+func (c *Cache) channel() string            { return c.invalidations }
 
 // fillOrLock results.
 const (

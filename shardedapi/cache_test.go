@@ -321,3 +321,53 @@ func TestCacheStampedeOneProcess(t *testing.T) {
 		})
 	}
 }
+
+func TestCacheMetricsRegistered(t *testing.T) {
+	rdb, prefix := testsvc.Redis(t)
+	reg := prometheus.NewRegistry()
+	c := newCacheForTest(t, rdb, CacheOptions{Prefix: prefix, Registerer: reg, Name: "users"})
+	ctx := context.Background()
+	load := func(context.Context) ([]byte, error) { return []byte("v"), nil }
+	c.Get(ctx, "k", load)
+	c.Get(ctx, "k", load)
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "cache" {
+					name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+				} else if l.GetValue() != "users" {
+					t.Errorf("%s: label cache=%q, want \"users\"", f.GetName(), l.GetValue())
+				}
+			}
+			if m.GetCounter() != nil {
+				got[name] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"shardedapi_cache_hits_total{tier=redis}":      1,
+		"shardedapi_cache_misses_total{reason=absent}": 1,
+		"shardedapi_cache_loads_total{result=ok}":      1,
+		"shardedapi_cache_stores_total{result=stored}": 1,
+		"shardedapi_cache_coalesced_total":             0,
+		"shardedapi_cache_lock_waits_total":            0,
+		"shardedapi_cache_early_refreshes_total":       0,
+		"shardedapi_cache_stale_serves_total":          0,
+		"shardedapi_cache_errors_total{kind=redis}":    0,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s: got %v (registered: %v), want %v", name, v, ok, want)
+		}
+	}
+	c.Close()
+	if families, _ := reg.Gather(); len(families) != 0 {
+		t.Errorf("metric families left registered after Close: got %d, want 0", len(families))
+	}
+}
