@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench fuzz clean bench-build fuzz-build
+.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build
 
 all: build
 
@@ -43,18 +43,23 @@ tools-apt:
 	@missing=""; \
 	command -v varnishd >/dev/null || [ -x /usr/sbin/varnishd ] || missing="$$missing varnish"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-bench: build bench-build
+bench: build bench-build bench-cache
 	@echo "see BENCHMARKS.md for what each benchmark measures"
 
 ## bench-build: assetctl build vs sha256sum on a generated 10,000-file 1 GiB site
 ## (wall time and peak RSS) and vs bare esbuild on a JS-heavy site; data in .bench/.
 bench-build: build
 	$(GO) run ./internal/benchbuild -assetctl $(BIN)
+
+## bench-cache: shardedapi cache hit vs a bare Redis GET, and the in-process tier (needs Redis on 127.0.0.1:6379).
+bench-cache:
+	$(GO) test -run '^$$' -bench 'BenchmarkCache' -benchtime 3s -count 3 ./shardedapi
 
 fuzz: fuzz-build
 	@echo "fuzz targets are listed in README.md"

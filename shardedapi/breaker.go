@@ -169,9 +169,7 @@ func (p *pendingInvalidations) wake() {
 func (c *Cache) startReplayer(ctx context.Context) {
 	c.pending.once.Do(func() {
 		ctx := context.WithoutCancel(ctx)
-		c.bg.Add(1)
-		go func() {
-			defer c.bg.Done()
+		c.goBackground(func() {
 			t := time.NewTicker(c.opts.BreakerOpenFor)
 			defer t.Stop()
 			for {
@@ -183,7 +181,7 @@ func (c *Cache) startReplayer(ctx context.Context) {
 				}
 				c.replayPending(ctx)
 			}
-		}()
+		})
 	})
 }
 

@@ -277,6 +277,8 @@ type Cache struct {
 	refreshing sync.Map // key -> struct{}: background refreshes in progress
 	closed     atomic.Bool
 	stop       chan struct{}
+	bgMu       sync.Mutex // orders goBackground against Close
+	bgClosed   bool
 	bg         sync.WaitGroup
 }
 
@@ -330,6 +332,9 @@ func (c *Cache) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	c.bgMu.Lock()
+	c.bgClosed = true
+	c.bgMu.Unlock()
 	close(c.stop)
 	var err error
 	if c.l1 != nil {
@@ -417,7 +422,7 @@ type readResult struct {
 func (c *Cache) read(ctx context.Context, key string, load func(context.Context) ([]byte, error)) readResult {
 	v, _, shared := c.reads.Do(key, func() (any, error) {
 		epoch := c.l1.epoch()
-		if c.pending.has(key) && !c.replayInvalidation(ctx, key) {
+		if c.pending.has(key) && !c.replayInvalidation(context.WithoutCancel(ctx), key) {
 			// Redis may still hold the value this process invalidated.
 			return readResult{state: readBreakerOpen}, nil
 		}
@@ -701,22 +706,35 @@ func (c *Cache) startRefresh(ctx context.Context, key string, load func(context.
 	if _, busy := c.refreshing.LoadOrStore(key, struct{}{}); busy {
 		return
 	}
-	c.bg.Add(1)
-	if c.closed.Load() {
-		c.refreshing.Delete(key)
-		c.bg.Done()
-		return
-	}
-	c.m.earlyRefreshes.Inc()
-	go func() {
-		defer c.bg.Done()
+	started := c.goBackground(func() {
 		defer c.refreshing.Delete(key)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
 		defer cancel()
 		if _, err := c.fill(fctx, key, load, current, seen, false, true); err != nil {
 			c.log.Warn("early refresh failed", "key", key, "err", err)
 		}
+	})
+	if started {
+		c.m.earlyRefreshes.Inc()
+	} else {
+		c.refreshing.Delete(key)
+	}
+}
+
+// goBackground runs fn on a goroutine that Close waits for, unless Close
+// has begun.
+func (c *Cache) goBackground(fn func()) bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.bgClosed {
+		return false
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn()
 	}()
+	return true
 }
 
 // result turns an entry into Get's return values, copying the payload when
