@@ -47,6 +47,9 @@ type CloudFrontOptions struct {
 	// 1,000 an account submits each month, and a wildcard counts as one
 	// path. A deploy therefore costs at most MaxPaths paths per
 	// distribution: ten large deploys a month at the default stay free.
+	// The price of a wildcard is reach: "/*" also drops hashed assets from
+	// the edge, which then refetches them from the origin (never wrong,
+	// since their bytes never change, but a burst of origin traffic).
 	MaxPaths int
 	// Lookback is how many of a distribution's most recent invalidations
 	// are checked for the same caller reference before a new one is
