@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/assetctl/assetctl/bundler"
 	"github.com/assetctl/assetctl/internal/testsvc"
 )
 
@@ -38,14 +41,14 @@ func median(xs []float64) float64 {
 func armColourWatch(b *testing.B, ctx context.Context, want string) {
 	b.Helper()
 	js := fmt.Sprintf(`window.__seen = new Promise((resolve) => {
-	  const el = document.getElementById("title");
+	  const el = document.querySelector(%q);
 	  const check = () => getComputedStyle(el).color === %q;
 	  if (check()) { resolve(performance.timeOrigin + performance.now()); return; }
 	  const mo = new MutationObserver(() => {
 	    if (check()) { mo.disconnect(); resolve(performance.timeOrigin + performance.now()); }
 	  });
 	  mo.observe(document.documentElement, { subtree: true, childList: true, attributes: true });
-	}); true`, want)
+	}); true`, benchSelector, want)
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
 		b.Fatal(err)
 	}
@@ -80,71 +83,104 @@ func awaitShown(b *testing.B, ctx context.Context) float64 {
 	return 0
 }
 
-// BenchmarkLiveReload measures, in headless Chromium, the time from a file
-// write to the browser showing the change, against a baseline measured in
-// the same run with the same browser and page:
+// benchSelector is the element of examples/site/index.html whose colour
+// the CSS benchmark changes.
+const benchSelector = ".hero h1"
+
+// exampleDev serves a copy of examples/site built by the real bundler.
+func exampleDev(b *testing.B, opts Options) *devServer {
+	b.Helper()
+	site := copyTree(b, "../examples/site")
+	out := filepath.Join(b.TempDir(), "out")
+	bl, err := bundler.New(bundler.Options{SiteDir: site, OutDir: out})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { bl.Close() })
+	opts.SiteDir, opts.OutDir, opts.Builder = site, out, bl
+	return startDev(b, opts)
+}
+
+// BenchmarkLiveReload measures, in headless Chromium on examples/site built
+// by the real bundler, the time from a file write to the browser showing
+// the change, against a baseline measured in the same run with the same
+// browser and page:
 //   - css: the edited colour is the computed style (no reload); baseline:
-//     the same colour set on the element through CDP.
+//     the same kind of colour change made through CDP.
 //   - js: the edited script has run in the reloaded page; baseline: a
 //     reload asked for through CDP, observed the same way.
 func BenchmarkLiveReload(b *testing.B) {
 	b.Run("css", func(b *testing.B) {
-		d := startDev(b, Options{})
+		d := exampleDev(b, Options{})
+		css, err := os.ReadFile(filepath.Join(d.Site, "css", "site.css"))
+		if err != nil {
+			b.Fatal(err)
+		}
 		ctx := testsvc.Chromium(b)
 		if err := chromedp.Do(ctx, chromedp.Navigate(d.URL+"/")); err != nil {
 			b.Fatal(err)
 		}
 		waitClientsB(b, d, 1)
-		var dev, base []float64
+		var dev, base, build []float64
 		b.ResetTimer()
 		for i := range b.N {
 			// Dev server: write the stylesheet, wait for the colour.
 			want := fmt.Sprintf("rgb(%d, %d, 0)", i%256, (i*7)%256)
 			armColourWatch(b, ctx, want)
 			t0 := nowMS()
-			d.write(b, "css/site.css", "h1 { color: "+want+"; }\n")
+			d.write(b, "css/site.css", string(css)+"\n"+benchSelector+" { color: "+want+"; }\n")
 			dev = append(dev, awaitSeen(b, ctx)-t0)
-			d.nextRebuild(b)
+			r := d.nextRebuild(b)
+			if r.Action != ActionCSS {
+				b.Fatalf("rebuild: got %v, want a stylesheet swap", r)
+			}
+			build = append(build, float64(r.Duration.Microseconds())/1000)
 
-			// Baseline: the browser applying the same kind of change
-			// pushed to it directly.
+			// Baseline: the browser applying a colour change pushed to it
+			// directly.
 			want = fmt.Sprintf("rgb(%d, %d, 1)", i%256, (i*7)%256)
 			armColourWatch(b, ctx, want)
 			t0 = nowMS()
-			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.getElementById("title").style.color = %q; true`, want))); err != nil {
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).style.color = %q; true`, benchSelector, want))); err != nil {
 				b.Fatal(err)
 			}
 			base = append(base, awaitSeen(b, ctx)-t0)
-			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("title").removeAttribute("style"); true`)); err != nil {
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q).removeAttribute("style"); true`, benchSelector))); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.StopTimer()
 		reportLatency(b, dev, base)
+		b.ReportMetric(median(build), "build-ms-median")
 	})
 	b.Run("js", func(b *testing.B) {
-		d := startDev(b, Options{})
+		d := exampleDev(b, Options{})
+		app, err := os.ReadFile(filepath.Join(d.Site, "js", "app.ts"))
+		if err != nil {
+			b.Fatal(err)
+		}
 		ctx := testsvc.Chromium(b)
 		if err := chromedp.Do(ctx, chromedp.Navigate(d.URL+"/")); err != nil {
 			b.Fatal(err)
 		}
-		script := func(v string) string {
-			return fmt.Sprintf("document.getElementById(\"out\").textContent = %q;\nwindow.__shown = performance.timeOrigin + performance.now();\n", v)
-		}
-		var dev, base []float64
-		b.ResetTimer()
 		clearShown := func() {
 			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__shown = 0; true`)); err != nil {
 				b.Fatal(err)
 			}
 		}
+		var dev, base, build []float64
+		b.ResetTimer()
 		for i := range b.N {
 			waitClientsB(b, d, 1)
 			clearShown()
 			t0 := nowMS()
-			d.write(b, "js/app.js", script(fmt.Sprintf("version %d", i)))
+			d.write(b, "js/app.ts", string(app)+fmt.Sprintf("\n(window as any).__version = %d;\n(window as any).__shown = performance.timeOrigin + performance.now();\n", i))
 			dev = append(dev, awaitShown(b, ctx)-t0)
-			d.nextRebuild(b)
+			r := d.nextRebuild(b)
+			if r.Action != ActionReload {
+				b.Fatalf("rebuild: got %v, want a reload", r)
+			}
+			build = append(build, float64(r.Duration.Microseconds())/1000)
 
 			waitClientsB(b, d, 1)
 			clearShown()
@@ -156,6 +192,7 @@ func BenchmarkLiveReload(b *testing.B) {
 		}
 		b.StopTimer()
 		reportLatency(b, dev, base)
+		b.ReportMetric(median(build), "build-ms-median")
 	})
 }
 
@@ -191,8 +228,8 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 // BenchmarkIdleCPU measures the CPU the process uses over an idle interval
-// with a dev server running and one live-reload client connected, against
-// the same process idle without the server. Each iteration is one 3s
+// with a dev server on examples/site running and one live-reload client
+// connected, against the same process idle without the server. Each iteration is one 3s
 // interval; run it with -benchtime=3x.
 func BenchmarkIdleCPU(b *testing.B) {
 	const interval = 3 * time.Second
@@ -207,7 +244,7 @@ func BenchmarkIdleCPU(b *testing.B) {
 				time.Sleep(interval)
 				base = append(base, 100*float64(cpuTime(b)-c0)/float64(interval))
 
-				d := startDev(b, Options{Watch: WatchOptions{Poll: mode.poll}})
+				d := exampleDev(b, Options{Watch: WatchOptions{Poll: mode.poll}})
 				resp, err := http.Get(d.URL + eventsPath)
 				if err != nil {
 					b.Fatal(err)

@@ -2,12 +2,16 @@ package devserver
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/assetctl/assetctl/bundler"
 	"github.com/assetctl/assetctl/internal/testsvc"
 )
 
@@ -64,8 +68,54 @@ const (
 	noNavigation = `window.marker === "still here"`
 )
 
+// bundlerDev starts a dev server on a copy of testdata/bundled built by the
+// real bundler, the pipeline of `assetctl build`: hashed names, SRI, esbuild.
+func bundlerDev(t testing.TB) *devServer {
+	t.Helper()
+	site := copyTree(t, "testdata/bundled")
+	out := filepath.Join(t.TempDir(), "out")
+	b, err := bundler.New(bundler.Options{SiteDir: site, OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return startDev(t, Options{SiteDir: site, OutDir: out, Builder: b})
+}
+
+// liveReloadSite says how to edit one fixture site.
+type liveReloadSite struct {
+	dev                func(testing.TB) *devServer
+	script             func(version string) string // a working js/app.js
+	broken             string                      // a js/app.js with a syntax error
+	brokenAt, brokenIn string                      // its position and source line
+	brokenText         string
+}
+
 func TestBrowserLiveReload(t *testing.T) {
-	d := startDev(t, Options{})
+	t.Run("copy builder", func(t *testing.T) {
+		testLiveReload(t, liveReloadSite{
+			dev: func(t testing.TB) *devServer { return startDev(t, Options{}) },
+			script: func(v string) string {
+				return fmt.Sprintf("document.getElementById(\"out\").textContent = %q;\n", v)
+			},
+			broken:   "// app\nconst out = document.getElementById(\"out\");\nout.textContent = ;\n",
+			brokenAt: "js/app.js:3:19", brokenIn: "out.textContent = ;", brokenText: `Unexpected ";"`,
+		})
+	})
+	t.Run("bundler", func(t *testing.T) {
+		testLiveReload(t, liveReloadSite{
+			dev: bundlerDev,
+			script: func(v string) string {
+				return fmt.Sprintf("import { label } from \"./label.js\";\ndocument.getElementById(\"out\").textContent = %q;\n", v)
+			},
+			broken:   "import { label } from \"./label.js\";\nconst out = document.getElementById(\"out\");\nout.textContent = label(;\n",
+			brokenAt: "js/app.js:3:25", brokenIn: "out.textContent = label(;", brokenText: `Unexpected ";"`,
+		})
+	})
+}
+
+func testLiveReload(t *testing.T, site liveReloadSite) {
+	d := site.dev(t)
 	ctx := testsvc.Chromium(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.URL+"/")); err != nil {
 		t.Fatalf("open page: %v", err)
@@ -78,7 +128,8 @@ func TestBrowserLiveReload(t *testing.T) {
 
 	t.Run("css change swaps the stylesheet without a reload", func(t *testing.T) {
 		evalJS[string](t, ctx, `window.marker = "still here"`)
-		d.write(t, "css/site.css", "h1 { color: rgb(0, 0, 255); }\n")
+		old, _ := os.ReadFile(filepath.Join(d.Site, "css", "site.css"))
+		d.write(t, "css/site.css", strings.Replace(string(old), "rgb(255, 0, 0)", "rgb(0, 0, 255)", 1))
 		waitJS(t, ctx, titleColor+` === "rgb(0, 0, 255)"`)
 		if !evalJS[bool](t, ctx, noNavigation) {
 			t.Fatal("window.marker: got it gone, want the page not reloaded")
@@ -88,7 +139,7 @@ func TestBrowserLiveReload(t *testing.T) {
 	})
 
 	t.Run("script change reloads with the new behaviour", func(t *testing.T) {
-		d.write(t, "js/app.js", "document.getElementById(\"out\").textContent = \"version 2\";\n")
+		d.write(t, "js/app.js", site.script("version 2"))
 		waitJS(t, ctx, outText+` === "version 2"`)
 		if evalJS[bool](t, ctx, `window.marker !== undefined`) {
 			t.Fatal("window.marker: got it kept, want a fresh page after a script change")
@@ -101,11 +152,11 @@ func TestBrowserLiveReload(t *testing.T) {
 	t.Run("broken script shows the overlay at its file and line", func(t *testing.T) {
 		waitClients(t, d, 1)
 		evalJS[string](t, ctx, `window.marker = "still here"`)
-		d.write(t, "js/app.js", "// app\nconst out = document.getElementById(\"out\");\nout.textContent = ;\n")
-		waitJS(t, ctx, overlayText+`.includes("js/app.js:3:19")`)
+		d.write(t, "js/app.js", site.broken)
+		waitJS(t, ctx, overlayText+fmt.Sprintf(`.includes(%q)`, site.brokenAt))
 		text := evalJS[string](t, ctx, overlayText)
-		if !strings.Contains(text, `Unexpected ";"`) || !strings.Contains(text, "out.textContent = ;") {
-			t.Fatalf("overlay: got %q, want the message and the source line", text)
+		if !strings.Contains(text, site.brokenText) || !strings.Contains(text, site.brokenIn) {
+			t.Fatalf("overlay: got %q, want the message %q and the source line %q", text, site.brokenText, site.brokenIn)
 		}
 		if !evalJS[bool](t, ctx, noNavigation) {
 			t.Fatal("window.marker: got it gone, want the broken build not to reload the page")
@@ -116,11 +167,11 @@ func TestBrowserLiveReload(t *testing.T) {
 		if err := chromedp.Do(tab, chromedp.Navigate(d.URL+"/")); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, tab, overlayText+`.includes("js/app.js:3:19")`)
+		waitJS(t, tab, overlayText+fmt.Sprintf(`.includes(%q)`, site.brokenAt))
 	})
 
 	t.Run("fixing the script removes the overlay", func(t *testing.T) {
-		d.write(t, "js/app.js", "document.getElementById(\"out\").textContent = \"version 3\";\n")
+		d.write(t, "js/app.js", site.script("version 3"))
 		waitJS(t, ctx, outText+` === "version 3"`)
 		waitJS(t, ctx, overlayText+` === ""`)
 	})

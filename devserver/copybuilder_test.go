@@ -15,6 +15,7 @@ import (
 
 	"github.com/evanw/esbuild/pkg/api"
 
+	"github.com/assetctl/assetctl/bundler"
 	"github.com/assetctl/assetctl/manifest"
 )
 
@@ -38,7 +39,7 @@ func newCopyBuilder(t testing.TB, site string) *copyBuilder {
 	return &copyBuilder{site: site, out: t.TempDir()}
 }
 
-func (c *copyBuilder) Build(ctx context.Context, changed []string) (*manifest.Manifest, error) {
+func (c *copyBuilder) Build(ctx context.Context, changed ...string) (*manifest.Manifest, error) {
 	c.mu.Lock()
 	c.calls = append(c.calls, changed)
 	fail := c.failOn
@@ -47,7 +48,7 @@ func (c *copyBuilder) Build(ctx context.Context, changed []string) (*manifest.Ma
 		return nil, errors.New(fail)
 	}
 	m := &manifest.Manifest{Version: manifest.Version, Files: map[string]manifest.File{}}
-	var msgs []Message
+	var msgs []bundler.Message
 	err := filepath.WalkDir(c.site, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -76,9 +77,9 @@ func (c *copyBuilder) Build(ctx context.Context, changed []string) (*manifest.Ma
 		if path.Ext(rel) == ".js" {
 			res := api.Transform(string(data), api.TransformOptions{Loader: api.LoaderJS, Sourcefile: rel})
 			for _, e := range res.Errors {
-				m := Message{Text: e.Text}
+				m := bundler.Message{Text: e.Text}
 				if e.Location != nil {
-					m.File, m.Line, m.Column, m.LineText = e.Location.File, e.Location.Line, e.Location.Column+1, e.Location.LineText
+					m.File, m.Line, m.Column = e.Location.File, e.Location.Line, e.Location.Column+1
 				}
 				msgs = append(msgs, m)
 			}
@@ -104,7 +105,7 @@ func (c *copyBuilder) Build(ctx context.Context, changed []string) (*manifest.Ma
 		return nil, err
 	}
 	if len(msgs) > 0 {
-		return nil, &BuildError{Messages: msgs}
+		return nil, &bundler.BuildError{Messages: msgs}
 	}
 	m.BuildID = m.ComputeBuildID()
 	return m, nil

@@ -10,6 +10,7 @@
 package devserver
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,31 +18,28 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/assetctl/assetctl/bundler"
 	"github.com/assetctl/assetctl/manifest"
 )
 
-// Builder builds the site into the output directory. Build is called once
-// with changed == nil for the first build, then with the paths (relative to
-// the site root, forward slashes) that changed since the previous call; a
-// nil changed after the first call means "anything may have changed". It
-// returns the manifest of the output directory, or an error; an error that
-// is (or wraps) a *BuildError carries positions for the overlay.
+// Builder builds the site into the output directory; *bundler.Builder, the
+// pipeline of `assetctl build`, is one. Build is called once with no paths
+// for the first build, then with the paths (relative to the site root,
+// forward slashes) that changed since the previous call, or with none when
+// anything may have changed. It returns the manifest of the output
+// directory, or an error; a *bundler.BuildError carries the positions the
+// overlay shows.
 type Builder interface {
-	Build(ctx context.Context, changed []string) (*manifest.Manifest, error)
+	Build(ctx context.Context, changed ...string) (*manifest.Manifest, error)
 }
 
-// BuilderFunc adapts a function to Builder.
-type BuilderFunc func(ctx context.Context, changed []string) (*manifest.Manifest, error)
-
-// Build calls f.
-func (f BuilderFunc) Build(ctx context.Context, changed []string) (*manifest.Manifest, error) {
-	return f(ctx, changed)
-}
+var _ Builder = (*bundler.Builder)(nil)
 
 // Message is one build error as the overlay and terminal show it.
 type Message struct {
@@ -58,32 +56,7 @@ type Message struct {
 
 // String formats m as file:line:column: text.
 func (m Message) String() string {
-	var b strings.Builder
-	if m.File != "" {
-		b.WriteString(m.File)
-		if m.Line > 0 {
-			fmt.Fprintf(&b, ":%d", m.Line)
-			if m.Column > 0 {
-				fmt.Fprintf(&b, ":%d", m.Column)
-			}
-		}
-		b.WriteString(": ")
-	}
-	b.WriteString(m.Text)
-	return b.String()
-}
-
-// BuildError is a failed build with the positions of its errors.
-type BuildError struct {
-	Messages []Message
-}
-
-func (e *BuildError) Error() string {
-	parts := make([]string, len(e.Messages))
-	for i, m := range e.Messages {
-		parts[i] = m.String()
-	}
-	return "build: " + strings.Join(parts, "; ")
+	return bundler.Message{File: m.File, Line: m.Line, Column: m.Column, Text: m.Text}.String()
 }
 
 // Options configures a Server. Zero values are the defaults.
@@ -326,13 +299,10 @@ func (s *Server) loadOutput(m *manifest.Manifest, prev *site) (*site, error) {
 func (s *Server) rebuild(ctx context.Context, b Batch, initial bool) {
 	r := Rebuild{Time: time.Now(), Initial: initial, Changed: b.Paths, All: b.All}
 	var changed []string
-	if !initial && !b.All {
+	if !b.All {
 		changed = b.Paths
-		if changed == nil {
-			changed = []string{}
-		}
 	}
-	m, err := s.builder.Build(ctx, changed)
+	m, err := s.builder.Build(ctx, changed...)
 	prev := s.current()
 	var next *site
 	if err == nil {
@@ -344,7 +314,7 @@ func (s *Server) rebuild(ctx context.Context, b Batch, initial bool) {
 	}
 	if err != nil {
 		r.Err = err
-		r.Messages = messagesOf(err)
+		r.Messages = s.messagesOf(err)
 		r.Action = ActionError
 		buildID := ""
 		if prev != nil {
@@ -399,11 +369,45 @@ func (s *Server) report(r Rebuild) {
 	}
 }
 
-// messagesOf extracts overlay messages from a build error.
-func messagesOf(err error) []Message {
-	var be *BuildError
-	if errors.As(err, &be) && len(be.Messages) > 0 {
-		return be.Messages
+// messagesOf turns a build error into overlay messages, adding the source
+// line of each located message so the overlay can point at the column.
+func (s *Server) messagesOf(err error) []Message {
+	var be *bundler.BuildError
+	if !errors.As(err, &be) || len(be.Messages) == 0 {
+		return []Message{{Text: err.Error()}}
 	}
-	return []Message{{Text: err.Error()}}
+	out := make([]Message, len(be.Messages))
+	for i, m := range be.Messages {
+		out[i] = Message{File: m.File, Line: m.Line, Column: m.Column, Text: m.Text}
+		if m.File != "" && m.Line > 0 {
+			out[i].LineText = sourceLine(s.siteDir, m.File, m.Line)
+		}
+	}
+	return out
+}
+
+// sourceLine returns line n (1-based) of the site file rel, or "" when it
+// cannot be read or is too long to be worth showing.
+func sourceLine(siteDir, rel string, n int) string {
+	root, err := os.OpenRoot(siteDir)
+	if err != nil {
+		return ""
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.FromSlash(rel))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for i := 1; sc.Scan(); i++ {
+		if i == n {
+			if line := sc.Text(); len(line) <= 500 {
+				return line
+			}
+			return ""
+		}
+	}
+	return ""
 }

@@ -36,16 +36,20 @@ func startDev(t testing.TB, opts Options) *devServer {
 	return startDevOn(t, opts, "127.0.0.1:0")
 }
 
-// startDevOn is startDev listening on addr.
+// startDevOn is startDev listening on addr. When opts.Builder is set it is
+// used (with opts.OutDir) instead of a copyBuilder.
 func startDevOn(t testing.TB, opts Options, addr string) *devServer {
 	t.Helper()
 	site := opts.SiteDir
 	if site == "" {
 		site = copyTree(t, "testdata/site")
 	}
-	b := newCopyBuilder(t, site)
-	d := &devServer{Site: site, Builder: b, Rebuilds: make(chan Rebuild, 1000)}
-	opts.SiteDir, opts.OutDir, opts.Builder = site, b.out, b
+	d := &devServer{Site: site, Rebuilds: make(chan Rebuild, 1000)}
+	opts.SiteDir = site
+	if opts.Builder == nil {
+		d.Builder = newCopyBuilder(t, site)
+		opts.OutDir, opts.Builder = d.Builder.out, d.Builder
+	}
 	opts.OnRebuild = func(r Rebuild) { d.Rebuilds <- r }
 	s, err := New(opts)
 	if err != nil {
@@ -82,7 +86,7 @@ func startDevOn(t testing.TB, opts Options, addr string) *devServer {
 	})
 	r := d.nextRebuild(t)
 	if !r.Initial || r.Err != nil {
-		t.Fatalf("first build: got %+v, want a good initial build", r)
+		t.Fatalf("first build: got %v, want a good initial build", r)
 	}
 	return d
 }
@@ -474,5 +478,53 @@ func TestListenExplainsPortInUse(t *testing.T) {
 	_, err = Listen(addr)
 	if err == nil || !strings.Contains(err.Error(), "--addr") || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("second listen: got %v, want an error naming %s and --addr", err, addr)
+	}
+}
+
+func TestBundlerErrorsAreLocated(t *testing.T) {
+	d := bundlerDev(t)
+	ev := openEvents(t, d)
+	if m := ev.next(t); m.Type != "hello" || len(m.Errors) != 0 {
+		t.Fatalf("first event: got %+v, want hello without errors", m)
+	}
+	goodPage, _ := os.ReadFile(filepath.Join(d.Site, "index.html"))
+	goodCSS, _ := os.ReadFile(filepath.Join(d.Site, "css", "site.css"))
+	goodJS, _ := os.ReadFile(filepath.Join(d.Site, "js", "app.js"))
+	for _, tc := range []struct {
+		name, file, content string
+		wantFile            string
+		wantLine            int
+		wantText            string
+	}{
+		{"bad js", "js/app.js", "import { label } from \"./label.js\";\nlabel(;\n", "js/app.js", 2, `Unexpected ";"`},
+		{"bad import", "js/app.js", "import { nope } from \"./nope.js\";\n", "js/app.js", 1, "nope.js"},
+		{"missing asset in a page", "index.html", strings.Replace(string(goodPage), "<h1", "<img src=\"img/gone.png\">\n<h1", 1), "index.html", 10, "img/gone.png"},
+		{"missing asset in css", "css/site.css", string(goodCSS) + "body { background: url(../img/gone.png); }\n", "css/site.css", 3, "img/gone.png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d.write(t, tc.file, tc.content)
+			m := ev.next(t)
+			if m.Type != "error" || len(m.Errors) == 0 {
+				t.Fatalf("got %+v, want an error event", m)
+			}
+			e := m.Errors[0]
+			if e.File != tc.wantFile || e.Line != tc.wantLine || !strings.Contains(e.Text, tc.wantText) {
+				t.Fatalf("got %s, want %s:%d: ...%s...", e, tc.wantFile, tc.wantLine, tc.wantText)
+			}
+			if e.LineText == "" {
+				t.Errorf("line text: got none, want the source line %d", e.Line)
+			}
+			// Restore; the overlay is cleared by the next good build.
+			writeFiles(t, d.Site, map[string]string{"index.html": string(goodPage), "css/site.css": string(goodCSS), "js/app.js": string(goodJS)})
+			for {
+				m := ev.next(t)
+				if m.Type == "error" {
+					t.Fatalf("after restoring: got %+v, want the build good again", m)
+				}
+				if m.Type == "reload" || m.Type == "css" || (m.Type == "hello" && len(m.Errors) == 0) {
+					break
+				}
+			}
+		})
 	}
 }

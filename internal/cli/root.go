@@ -88,6 +88,7 @@ config file (assetctl.yaml at the site root, or --config).`,
 		newVersionCmd(e),
 		newDeployCmd(e),
 		newBuildCmd(e),
+		newDevCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,2 @@
+import { label } from "./label.js";
+document.getElementById("out").textContent = label(1);

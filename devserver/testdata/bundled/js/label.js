@@ -1,0 +1,3 @@
+export function label(n) {
+  return "version " + n;
+}
