@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build
+.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev
 
 all: build
 
@@ -49,8 +49,15 @@ tools-apt:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-bench: build bench-build bench-cache
+bench: build bench-build bench-cache bench-dev
 	@echo "see BENCHMARKS.md for what each benchmark measures"
+
+## bench-dev: assetctl dev in headless Chromium on examples/site: median time from a file
+## write to the browser showing it (CSS swap, script reload) vs baselines from the same run,
+## then the server's idle CPU (inotify and --poll) vs the same process without it.
+bench-dev:
+	$(GO) test -run '^$$' -bench 'LiveReload' -benchtime 50x ./devserver
+	$(GO) test -run '^$$' -bench 'IdleCPU' -benchtime 3x ./devserver
 
 ## bench-build: assetctl build vs sha256sum on a generated 10,000-file 1 GiB site
 ## (wall time and peak RSS) and vs bare esbuild on a JS-heavy site; data in .bench/.
