@@ -16,27 +16,27 @@ import (
 	"github.com/assetctl/assetctl/internal/testsvc"
 )
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
+// devOutput is a bytes.Buffer safe for a command writing while the test
 // reads.
-type syncBuffer struct {
+type devOutput struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *devOutput) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *devOutput) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
 // waitOutput is a correctness wait for text to appear in out.
-func waitOutput(t *testing.T, out *syncBuffer, text string) {
+func waitOutput(t *testing.T, out *devOutput, text string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), text) {
@@ -47,7 +47,7 @@ func waitOutput(t *testing.T, out *syncBuffer, text string) {
 	}
 }
 
-func writeSite(t *testing.T, dir string, files map[string]string) {
+func writeDevFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -62,7 +62,7 @@ func writeSite(t *testing.T, dir string, files map[string]string) {
 
 func TestDevServesRebuildsAndStops(t *testing.T) {
 	site := t.TempDir()
-	writeSite(t, site, map[string]string{
+	writeDevFiles(t, site, map[string]string{
 		"index.html":   `<!doctype html><html><head><link rel="stylesheet" href="css/site.css"></head><body><h1>dev</h1></body></html>`,
 		"css/site.css": "h1 { color: red; }",
 		// The build: section applies to dev too; dev: sets the server.
@@ -71,7 +71,7 @@ func TestDevServesRebuildsAndStops(t *testing.T) {
 	addr := testsvc.Addr(testsvc.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr devOutput
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"dev", site, "--addr", addr}, strings.NewReader(""), &stdout, &stderr)
@@ -92,11 +92,11 @@ func TestDevServesRebuildsAndStops(t *testing.T) {
 		t.Fatalf("GET /: got %q, want no integrity attributes (build: sri: false)", body)
 	}
 
-	writeSite(t, site, map[string]string{"css/site.css": "h1 { color: blue; }"})
+	writeDevFiles(t, site, map[string]string{"css/site.css": "h1 { color: blue; }"})
 	waitOutput(t, &stdout, "css/site.css: built in")
 	waitOutput(t, &stdout, "styles swapped in 0 tabs")
 
-	writeSite(t, site, map[string]string{"index.html": `<img src="img/missing.png">`})
+	writeDevFiles(t, site, map[string]string{"index.html": `<img src="img/missing.png">`})
 	waitOutput(t, &stdout, "index.html: build failed in")
 	waitOutput(t, &stdout, "\n  index.html:1:")
 
@@ -121,7 +121,7 @@ func TestDevBadSettings(t *testing.T) {
 	}
 	defer taken.Close()
 	site := t.TempDir()
-	writeSite(t, site, map[string]string{"index.html": "<p>x</p>"})
+	writeDevFiles(t, site, map[string]string{"index.html": "<p>x</p>"})
 	for _, tc := range []struct {
 		name, yaml string
 		args       []string
@@ -136,7 +136,7 @@ func TestDevBadSettings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(filepath.Join(site, "assetctl.yaml"))
 			if tc.yaml != "" {
-				writeSite(t, site, map[string]string{"assetctl.yaml": tc.yaml})
+				writeDevFiles(t, site, map[string]string{"assetctl.yaml": tc.yaml})
 			}
 			args := append([]string{"dev", site, "--addr", testsvc.Addr(testsvc.FreePort(t))}, tc.args...)
 			code, _, errOut := run(t, args...)
