@@ -1,0 +1,199 @@
+package shardedapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Shard is one shard database and its connection pool.
+type Shard struct {
+	name   string
+	region atomic.Pointer[string] // set from the catalog by Refresh
+	pool   *pgxpool.Pool
+}
+
+// Name is the shard's name in the catalog.
+func (s *Shard) Name() string { return s.name }
+
+// Region is the data-residency region the shard belongs to ("" by default).
+func (s *Shard) Region() string {
+	if r := s.region.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
+
+// Pool is the shard's pgx pool, for queries of the caller's own tables.
+// Wrap errors from it with (*Shard).Err so callers can tell an unreachable
+// shard apart.
+func (s *Shard) Pool() *pgxpool.Pool { return s.pool }
+
+// Err wraps an error from this shard in a *ShardError for op (e.g. "get
+// user"), marking it unavailable when the shard could not be reached. It
+// returns nil for nil, and passes through ErrNotFound and the caller's own
+// context cancellation unchanged.
+func (s *Shard) Err(ctx context.Context, op string, err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%s on shard %q: %w", op, s.name, err)
+	}
+	return &ShardError{Shard: s.name, Op: op, Unavailable: unreachable(err), Err: err}
+}
+
+// unreachable reports whether err means the server could not be reached
+// or dropped us (as opposed to an SQL error on a live server).
+func unreachable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P0x: the server is shutting
+		// down, crashed or not yet accepting connections.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	// pgx reports a connection closed under a query as plain text.
+	return strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "closed pool")
+}
+
+// dbMetrics are the per-shard database metrics.
+type dbMetrics struct {
+	queries  *prometheus.CounterVec   // shard, outcome
+	duration *prometheus.HistogramVec // shard
+	acquires *prometheus.CounterVec   // shard, outcome
+}
+
+func newDBMetrics(reg prometheus.Registerer) (*dbMetrics, error) {
+	m := &dbMetrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardedapi_db_queries_total",
+			Help: "SQL statements sent to each shard (and the catalog), by outcome (ok or error).",
+		}, []string{"shard", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shardedapi_db_query_duration_seconds",
+			Help:    "Latency of SQL statements per shard.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2.5, 12),
+		}, []string{"shard"}),
+		acquires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardedapi_db_connection_acquires_total",
+			Help: "Connection acquisitions from each shard's pool, by outcome (ok or error: an error usually means the shard is down).",
+		}, []string{"shard", "outcome"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.queries, err = register(reg, m.queries)
+	if err != nil {
+		return nil, err
+	}
+	m.duration, err = register(reg, m.duration)
+	if err != nil {
+		return nil, err
+	}
+	m.acquires, err = register(reg, m.acquires)
+	return m, err
+}
+
+// register registers c, or reuses the identical collector already
+// registered (two Clusters on one registry share the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register metrics: %w", err)
+	}
+	return c, nil
+}
+
+// tracer feeds dbMetrics from pgx's query and pool-acquire hooks.
+type tracer struct {
+	shard    string
+	queries  [2]prometheus.Counter // ok, error
+	acquires [2]prometheus.Counter
+	duration prometheus.Observer
+}
+
+type traceStartKey struct{}
+
+func newTracer(m *dbMetrics, shard string) *tracer {
+	return &tracer{
+		shard:    shard,
+		queries:  [2]prometheus.Counter{m.queries.WithLabelValues(shard, "ok"), m.queries.WithLabelValues(shard, "error")},
+		acquires: [2]prometheus.Counter{m.acquires.WithLabelValues(shard, "ok"), m.acquires.WithLabelValues(shard, "error")},
+		duration: m.duration.WithLabelValues(shard),
+	}
+}
+
+func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return context.WithValue(ctx, traceStartKey{}, time.Now())
+}
+
+func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	if start, ok := ctx.Value(traceStartKey{}).(time.Time); ok {
+		t.duration.Observe(time.Since(start).Seconds())
+	}
+	t.queries[outcome(data.Err)].Inc()
+}
+
+func (t *tracer) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
+	return ctx
+}
+
+func (t *tracer) TraceAcquireEnd(_ context.Context, _ *pgxpool.Pool, data pgxpool.TraceAcquireEndData) {
+	t.acquires[outcome(data.Err)].Inc()
+}
+
+func outcome(err error) int {
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+var (
+	_ pgx.QueryTracer       = (*tracer)(nil)
+	_ pgxpool.AcquireTracer = (*tracer)(nil)
+)
+
+// newPool makes a lazily connecting pool: a shard that is down at start
+// does not stop the others from serving.
+func newPool(ctx context.Context, name, dsn string, maxConns int32, m *dbMetrics) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may echo the DSN with its password; keep ours short.
+		return nil, fmt.Errorf("parse connection string of %s: %w", name, err)
+	}
+	cfg.MaxConns = maxConns
+	cfg.MinConns = 0
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	cfg.ConnConfig.Tracer = newTracer(m, name)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create pool for %s: %w", name, err)
+	}
+	return pool, nil
+}
