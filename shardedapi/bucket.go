@@ -112,8 +112,10 @@ func (t *routingTable) bucketFor(k Key) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("route key %q: %w: unknown region %q (the catalog defines %s)", k.String(), ErrInvalidKey, k.Region, t.regionNames())
 	}
-	if b, ok := t.directory[k]; ok {
-		return b, nil
+	if len(t.directory) > 0 {
+		if b, ok := t.directory[k]; ok {
+			return b, nil
+		}
 	}
 	if t.strategy == StrategyRange {
 		rules := t.ranges[k.Region]

@@ -118,7 +118,7 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("open shardedapi: %w", err)
 	}
 	for _, s := range opts.Shards {
-		pool, err := newPool(ctx, "shard "+s.Name, s.DSN, opts.MaxConnsPerShard, m)
+		pool, err := newPool(ctx, s.Name, s.DSN, opts.MaxConnsPerShard, m)
 		if err != nil {
 			return nil, fmt.Errorf("open shardedapi: %w", err)
 		}

@@ -5,13 +5,9 @@ import (
 	"fmt"
 )
 
-// Sentinel errors callers branch on with errors.Is. Every error this
-// package returns wraps one of these or is one of the typed errors below.
+// Sentinel errors of the data layer, which callers branch on with
+// errors.Is (ErrNotFound, shared with the cache, is in cache_errors.go).
 var (
-	// ErrNotFound means the row does not exist. A cache loader returns it
-	// for a missing row so the miss can be cached briefly.
-	ErrNotFound = errors.New("shardedapi: not found")
-
 	// ErrInvalidKey means a shard key cannot be routed: empty, too long,
 	// not UTF-8, or naming a region the catalog does not know.
 	ErrInvalidKey = errors.New("shardedapi: invalid shard key")

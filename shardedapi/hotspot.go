@@ -133,7 +133,6 @@ func (r HotspotReport) Skew() float64 {
 	return float64(most) / (float64(total) / float64(len(r.Shards)))
 }
 
-
 // HottestBuckets are the n buckets with the most reads+writes (ties: most
 // rows), hottest first.
 func (r HotspotReport) HottestBuckets(n int) []BucketLoad {

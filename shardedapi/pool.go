@@ -180,10 +180,13 @@ var (
 // newPool makes a lazily connecting pool: a shard that is down at start
 // does not stop the others from serving.
 func newPool(ctx context.Context, name, dsn string, maxConns int32, m *dbMetrics) (*pgxpool.Pool, error) {
+	what := "shard " + name
+	if name == catalogName {
+		what = name
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		// pgx's message may echo the DSN with its password; keep ours short.
-		return nil, fmt.Errorf("parse connection string of %s: %w", name, err)
+		return nil, fmt.Errorf("parse connection string of %s: %w", what, err)
 	}
 	cfg.MaxConns = maxConns
 	cfg.MinConns = 0
@@ -193,7 +196,7 @@ func newPool(ctx context.Context, name, dsn string, maxConns int32, m *dbMetrics
 	cfg.ConnConfig.Tracer = newTracer(m, name)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("create pool for %s: %w", name, err)
+		return nil, fmt.Errorf("create pool for %s: %w", what, err)
 	}
 	return pool, nil
 }

@@ -1,0 +1,109 @@
+// Package shardedapi is a sharded-PostgreSQL data layer with a
+// stampede-proof cache-aside Redis tier in front of it: the dynamic-data
+// backend of `assetctl serve`, and a library any Go service can import.
+//
+// # Routing: key → bucket → shard
+//
+// A shard key ([Key]: an ID and an optional region) maps to one of B
+// virtual buckets (default [DefaultBuckets], 1024), and each bucket to a
+// shard through a versioned bucket → shard map stored in a small catalog
+// database, not in code. The key → bucket step never changes for the life
+// of a dataset; only bucket → shard moves ([Cluster.MoveBuckets] writes a
+// new map version), so adding a shard moves a few buckets, not most rows.
+// The seed's three strategies are all available:
+//
+//   - hash (the default): XXH64 of the key ID modulo the region's bucket
+//     count ([HashBucket]), even spread, no hotspots from key order;
+//   - range ([StrategyRange], [Layout.Ranges]): ordered key ranges → chosen
+//     buckets;
+//   - directory ([Cluster.Assign]): an explicit key → bucket entry that
+//     overrides the strategy, to give one big tenant its own bucket and
+//     later move it alone.
+//
+// Regions ([Layout.Regions]) give data residency: each region owns a fixed
+// slice of the buckets, spread over its own shards, and a bucket can never
+// be moved to another region's shard. A key with Region "eu" lands only on
+// EU shards.
+//
+// Routing does no I/O: [Cluster.Locate] and [Cluster.LocateID] read an
+// in-memory snapshot that [Cluster.Refresh] reloads from the catalog (every
+// [Options.RefreshInterval]). A map naming a shard without a connection
+// string is refused with an [*UnknownShardError], and the previous map
+// stays in use.
+//
+// # Setting up a dataset
+//
+//	opts := shardedapi.Options{CatalogDSN: catalog, Shards: []shardedapi.ShardConfig{{Name: "s0", DSN: dsn0}, ...}}
+//	err := shardedapi.Migrate(ctx, opts)                       // schema on the catalog and every shard, one call
+//	err = shardedapi.Bootstrap(ctx, opts, shardedapi.Layout{}) // layout + map version 1, once per dataset
+//	cluster, err := shardedapi.Open(ctx, opts)                 // per process
+//
+// Migrations are goose SQL files embedded in the binary, applied to all
+// databases concurrently under an advisory lock (safe from several
+// processes). [Open] checks every reachable database and returns a
+// [*SchemaLagError] naming the database, its version and the one needed
+// when a shard lags. Each shard has its own pgx pool ([Shard.Pool]),
+// connecting lazily, so a shard that is down at start fails only its keys.
+//
+// # Global IDs
+//
+// An [ID] is the Instagram scheme: 41 bits of milliseconds since [IDEpoch],
+// 12 bits of bucket and 10 bits of sequence. Shards mint them in SQL
+// (shardedapi_next_id), IDs sort by creation time across shards, and the
+// bucket inside an ID routes a row to its shard without any lookup.
+//
+// # Cross-shard reads
+//
+// [Gather] runs a query on every shard concurrently, each under a
+// per-shard timeout, and merges the answers. A shard that fails or is slow
+// is listed in [Gathered.Failures] and sets [Gathered.Partial]: results are
+// never silently truncated. [Store.NewestUsers] is "the newest N" built on
+// it.
+//
+// # Global uniqueness
+//
+// Sharding breaks UNIQUE constraints ("unique email"). [Cluster.Claim]
+// keeps a uniqueness index in the catalog whose primary key serializes
+// concurrent claims, so two shards can never accept the same value. Claims
+// are taken before the write and confirmed after it commits; released on
+// delete or change; and a claim left behind by a crash is verified against
+// its owner row (found through the owner's ID) before being taken over.
+//
+// # Store: the example entity
+//
+// [Store] keeps users on the shard of their email's bucket. Reads go
+// through the cache ([StoreOptions.Cache], an [EntryCache] such as *Cache);
+// writes commit on the shard and then invalidate the cache key (never
+// update it). A shard that is down fails only the users it owns, with an
+// error for which errors.Is(err, [ErrShardUnavailable]) holds and
+// errors.As gives the [*ShardError] naming the shard; every other user
+// keeps working. Use [Cluster.Locate], [Shard.Pool] and [Shard.Err] the same
+// way for your own tables.
+//
+// # Cache-aside
+//
+// The Cache type (cache.go) is the Redis tier: read-through on a miss,
+// always a TTL with jitter, negative caching, delete-on-write with version
+// checks so no reader can cache a pre-write value, single-flight loads,
+// a short Redis lock across processes, probabilistic early refresh, an
+// optional in-process L1 kept coherent by pub/sub, and a circuit breaker so
+// the system keeps serving from the database when Redis is down. See its
+// own documentation for the details and the staleness bound.
+//
+// # Observability
+//
+// Metrics go to [Options.Registerer]: shardedapi_db_queries_total{shard,
+// outcome}, shardedapi_db_query_duration_seconds{shard} and
+// shardedapi_db_connection_acquires_total{shard, outcome}, plus the
+// cache's own. Logs go to the injected [Options.Logger]; the package never
+// prints. [Cluster.Hotspots] is the seed's Hotspot Test: rows, reads and
+// writes per bucket and per shard, with the row skew, printable with
+// [HotspotReport.WriteText].
+//
+// # Errors
+//
+// Callers branch with errors.Is on [ErrNotFound], [ErrInvalidKey],
+// [ErrInvalidID], [ErrInvalidValue], [ErrShardUnavailable], [ErrTaken] and
+// [ErrNotBootstrapped], and with errors.As on [*ShardError],
+// [*UnknownShardError] and [*SchemaLagError].
+package shardedapi
