@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev
+.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev bench-shard
 
 all: build
 
@@ -49,7 +49,7 @@ tools-apt:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-bench: build bench-build bench-cache bench-dev
+bench: build bench-build bench-cache bench-dev bench-shard
 	@echo "see BENCHMARKS.md for what each benchmark measures"
 
 ## bench-dev: assetctl dev in headless Chromium on examples/site: median time from a file
@@ -67,6 +67,10 @@ bench-build: build
 ## bench-cache: shardedapi cache hit vs a bare Redis GET, and the in-process tier (needs Redis on 127.0.0.1:6379).
 bench-cache:
 	$(GO) test -run '^$$' -bench 'BenchmarkCache' -benchtime 3s -count 3 ./shardedapi
+
+## bench-shard: shardedapi key distribution (max/mean per shard) and Locate vs the bare hash.
+bench-shard:
+	$(GO) test -run '^$$' -bench 'KeyDistribution|Locate' -count 3 ./shardedapi
 
 fuzz: fuzz-build
 	@echo "fuzz targets are listed in README.md"
