@@ -528,3 +528,24 @@ func TestBundlerErrorsAreLocated(t *testing.T) {
 		})
 	}
 }
+
+func TestBurstIsOneRebuild(t *testing.T) {
+	// A quiet window no pause of a loaded machine reaches within the burst.
+	d := startDev(t, Options{Watch: WatchOptions{Debounce: 300 * time.Millisecond, MaxDelay: time.Minute}})
+	files := map[string]string{}
+	for i := range 500 {
+		files[fmt.Sprintf("gen/p%d/f%03d.css", i%5, i)] = fmt.Sprintf(".c%d { color: red; }", i)
+	}
+	writeFiles(t, d.Site, files)
+	r := d.nextRebuild(t)
+	if n := len(r.Changed); n != 506 { // 500 files, gen and its 5 directories
+		t.Fatalf("burst rebuild: got %d changed paths, want 506", n)
+	}
+	d.write(t, "after.css", "p{}")
+	if r := d.nextRebuild(t); !slices.Equal(r.Changed, []string{"after.css"}) {
+		t.Fatalf("next rebuild: got %v, want only after.css", r.Changed)
+	}
+	if n := len(d.Builder.changes()); n != 3 {
+		t.Fatalf("builds: got %d, want 3 (initial, burst, after.css)", n)
+	}
+}

@@ -66,6 +66,7 @@ type WatchLimitError struct {
 	Err     error
 }
 
+// Error says which limit was hit and how to raise it.
 func (e *WatchLimitError) Error() string {
 	cur := ""
 	if e.Current > 0 {
@@ -76,6 +77,7 @@ func (e *WatchLimitError) Error() string {
 		e.Path, e.Setting, cur, e.Setting, e.Err)
 }
 
+// Unwrap returns the system call error (ENOSPC or EMFILE).
 func (e *WatchLimitError) Unwrap() error { return e.Err }
 
 // watchLimitError wraps err in a *WatchLimitError when it is the kernel
@@ -209,7 +211,8 @@ func NewWatcher(ctx context.Context, opts WatchOptions) (*Watcher, error) {
 // changes merge into the pending batch. It is closed when the watcher stops.
 func (w *Watcher) Batches() <-chan Batch { return w.out }
 
-// Err is the error that stopped the watcher, if any.
+// Err is the first error met while running (a new directory that could
+// not be watched, say), if any; the watcher keeps going after it.
 func (w *Watcher) Err() error {
 	w.errMu.Lock()
 	defer w.errMu.Unlock()
