@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -31,6 +32,8 @@ type writer struct {
 	p    *plan
 	tmp  string
 	dirs sync.Map // directories already created under tmp
+
+	partials atomic.Int64 // names temporary files uniquely
 
 	mu      sync.Mutex
 	digests map[string]digestEntry // plain-file hashes for the next build
@@ -292,14 +295,13 @@ func (w *writer) stream(ctx context.Context, n *node, r io.Reader) (string, dige
 	if err := w.mkdir(dir); err != nil {
 		return "", digestResult{}, err
 	}
-	tf, err := os.CreateTemp(dir, ".partial-*")
+	// Hashing while copying guarantees the name matches the bytes written,
+	// even if the source changes during the build.
+	tf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf(".partial-%d", w.partials.Add(1))), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", digestResult{}, err
 	}
 	d, size, err := hasher.Copy(ctx, tf, r)
-	if err == nil {
-		err = tf.Chmod(0o644)
-	}
 	if cerr := tf.Close(); err == nil {
 		err = cerr
 	}
