@@ -633,3 +633,43 @@ func TestKeepNames(t *testing.T) {
 		})
 	}
 }
+
+// TestBundleCycleResolved: an entry and a chunk that dynamically import
+// each other form a cycle; it is named deterministically as a group
+// instead of failing the build (point 4), and editing either renames both.
+func TestBundleCycleResolved(t *testing.T) {
+	site := writeSite(t, map[string]string{
+		"index.html": `<script type="module" src="a.ts"></script>`,
+		"a.ts":       "export const a = 1;\ndocument.onclick = async () => console.log((await import(\"./b\")).b);\n",
+		"b.ts":       "export const b = 2;\nexport async function back() { return (await import(\"./a\")).a; }\n",
+	})
+	out1, out2 := filepath.Join(t.TempDir(), "1"), filepath.Join(t.TempDir(), "2")
+	m1 := mustBuild(t, Options{SiteDir: site, OutDir: out1})
+	m2 := mustBuild(t, Options{SiteDir: site, OutDir: out2, Workers: 1})
+	if m1.BuildID != m2.BuildID {
+		t.Errorf("buildID: got %s and %s, want equal", m1.BuildID, m2.BuildID)
+	}
+	entry := m1.Files["a.ts"]
+	if len(entry.DynamicImports) != 1 {
+		t.Fatalf("a.ts: got %+v, want one dynamic import", entry)
+	}
+	chunk := entry.DynamicImports[0]
+	files := tree(t, out1)
+	if !bytes.Contains(files[entry.Path], []byte(filepath.Base(chunk))) {
+		t.Errorf("%s does not import %s", entry.Path, chunk)
+	}
+	if !bytes.Contains(files[chunk], []byte("../"+entry.Path)) {
+		t.Errorf("%s does not import ../%s:\n%s", chunk, entry.Path, files[chunk])
+	}
+	for _, o := range m1.Outputs() {
+		sum := sha256.Sum256(files[o.Path])
+		if hex.EncodeToString(sum[:]) != o.Hash {
+			t.Errorf("%s: manifest hash is not the hash of its bytes", o.Path)
+		}
+	}
+	os.WriteFile(filepath.Join(site, "b.ts"), []byte("export const b = 3;\nexport async function back() { return (await import(\"./a\")).a; }\n"), 0o644)
+	m3 := mustBuild(t, Options{SiteDir: site, OutDir: out1})
+	if m3.Files["a.ts"].Path == entry.Path || m3.Files["a.ts"].DynamicImports[0] == chunk {
+		t.Errorf("after editing b.ts: got %s and %s, want both renamed", m3.Files["a.ts"].Path, m3.Files["a.ts"].DynamicImports[0])
+	}
+}

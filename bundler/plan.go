@@ -42,6 +42,7 @@ type node struct {
 	jsMap    *jsMapRef
 	deps     []*node
 	css      []*node // for entry points: the stylesheets a page must link
+	group    *group  // the cycle of bundle outputs this node is part of, if any
 	done     chan struct{}
 	file     manifest.File // filled when the node is written
 }
@@ -354,6 +355,7 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 		p.nodes = append(p.nodes, n)
 	}
 	sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].key < p.nodes[j].key })
+	groupCycles(p.nodes)
 	if err := findCycle(p.nodes); err != nil {
 		return nil, err
 	}
@@ -381,6 +383,9 @@ func findCycle(nodes []*node) error {
 		color[n] = grey
 		stack = append(stack, n)
 		for _, d := range n.deps {
+			if n.group != nil && d.group == n.group {
+				continue // a cycle of bundle outputs, named together
+			}
 			switch color[d] {
 			case grey:
 				for i, s := range stack {
@@ -518,3 +523,79 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func filepathToSlash(p string) string { return strings.ReplaceAll(p, "\\", "/") }
+
+// group is a cycle of bundle outputs, written together (see doGroup).
+type group struct {
+	members []*node // sorted by esbuild name
+}
+
+// outside lists the dependencies of the group's members that are not in
+// the group.
+func (g *group) outside() []*node {
+	var out []*node
+	seen := map[*node]bool{}
+	for _, m := range g.members {
+		for _, d := range m.deps {
+			if d.group != g && !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// groupCycles finds the strongly connected components of bundle outputs
+// (Tarjan's algorithm) and makes each one of more than one node a group.
+// Only esbuild's outputs may form legitimate cycles (dynamic imports back
+// into an entry); any other cycle is an error found by findCycle.
+func groupCycles(nodes []*node) {
+	index := map[*node]int{}
+	low := map[*node]int{}
+	onStack := map[*node]bool{}
+	var stack []*node
+	next := 0
+	var strong func(n *node)
+	strong = func(n *node) {
+		index[n], low[n] = next, next
+		next++
+		stack = append(stack, n)
+		onStack[n] = true
+		for _, d := range n.deps {
+			if d.mode != modeBundle {
+				continue
+			}
+			if _, seen := index[d]; !seen {
+				strong(d)
+				low[n] = min(low[n], low[d])
+			} else if onStack[d] {
+				low[n] = min(low[n], index[d])
+			}
+		}
+		if low[n] != index[n] {
+			return
+		}
+		var members []*node
+		for {
+			m := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			onStack[m] = false
+			members = append(members, m)
+			if m == n {
+				break
+			}
+		}
+		if len(members) > 1 {
+			sort.Slice(members, func(i, j int) bool { return members[i].es.rel < members[j].es.rel })
+			g := &group{members: members}
+			for _, m := range members {
+				m.group = g
+			}
+		}
+	}
+	for _, n := range nodes {
+		if _, seen := index[n]; !seen && n.mode == modeBundle {
+			strong(n)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package bundler
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"context"
 	"errors"
 	"fmt"
@@ -103,8 +104,15 @@ func (w *writer) run(ctx context.Context) error {
 			plain = append(plain, n)
 			continue
 		}
+		if n.group != nil && n.group.members[0] != n {
+			continue // written with its group's first member
+		}
 		g.Go(func() error {
-			for _, d := range n.deps {
+			deps := n.deps
+			if n.group != nil {
+				deps = n.group.outside()
+			}
+			for _, d := range deps {
 				select {
 				case <-d.done:
 				case <-gctx.Done():
@@ -117,6 +125,9 @@ func (w *writer) run(ctx context.Context) error {
 				return gctx.Err()
 			}
 			defer func() { <-sem }()
+			if n.group != nil {
+				return w.doGroup(gctx, n.group)
+			}
 			return w.do(gctx, n)
 		})
 	}
@@ -172,6 +183,12 @@ func (w *writer) do(ctx context.Context, n *node) error {
 	if err != nil {
 		return err
 	}
+	return w.finish(n, name, dr)
+}
+
+// finish records a written node's manifest entry and releases the nodes
+// waiting for its name.
+func (w *writer) finish(n *node, name string, dr digestResult) error {
 	f := manifest.File{
 		Path: name, Hash: dr.digest.Hex(), Integrity: dr.digest.Integrity(), Size: dr.size,
 		ContentType: contentType(name), Immutable: !n.keepName, Kind: n.kind,
@@ -361,24 +378,79 @@ func (w *writer) rewrite(n *node) ([]byte, error) {
 }
 
 // bundleBytes is an esbuild output with the esbuild names of the outputs
-// it references replaced by their final names, in one pass. At each
-// position the longest name wins, so app-X.js inside app-X.js.map is never
-// touched.
+// it references replaced by their final names.
 func (w *writer) bundleBytes(n *node) []byte {
-	if len(n.deps) == 0 {
-		return n.es.contents
+	return replaceNames(n.es.contents, n.deps)
+}
+
+// replaceNames replaces the esbuild names of deps in contents by their
+// final names, in one pass. At each position the longest name wins, so
+// app-X.js inside app-X.js.map is never touched.
+func replaceNames(contents []byte, deps []*node) []byte {
+	if len(deps) == 0 {
+		return contents
 	}
-	pairs := make([]string, 0, 2*len(n.deps))
-	for _, d := range n.deps {
+	pairs := make([]string, 0, 2*len(deps))
+	for _, d := range deps {
 		pairs = append(pairs, path.Base(d.es.rel), path.Base(d.file.Path))
 	}
-	return []byte(strings.NewReplacer(pairs...).Replace(string(n.es.contents)))
+	return []byte(strings.NewReplacer(pairs...).Replace(string(contents)))
+}
+
+// doGroup writes a cycle of bundle outputs (a chunk that dynamically
+// imports the entry that imports it). Their names cannot all be hashes of
+// their final bytes, so every member is named by one hash over the whole
+// group's content (with outside references already final) and its own
+// esbuild name: still content-addressed, still deterministic. Each
+// member's manifest hash is of its final bytes as always.
+func (w *writer) doGroup(ctx context.Context, g *group) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pre := make([][]byte, len(g.members))
+	key := sha256.New()
+	for i, m := range g.members {
+		var outside []*node
+		for _, d := range m.deps {
+			if d.group != g {
+				outside = append(outside, d)
+			}
+		}
+		pre[i] = replaceNames(m.es.contents, outside)
+		fmt.Fprintf(key, "%s\x00%d\x00", m.es.rel, len(pre[i]))
+		key.Write(pre[i])
+	}
+	sum := key.Sum(nil)
+	for _, m := range g.members {
+		m.file.Path = w.outName(m, hasher.Bytes(append(append([]byte(nil), sum...), m.es.rel...)))
+	}
+	for i, m := range g.members {
+		var inside []*node
+		for _, d := range m.deps {
+			if d.group == g {
+				inside = append(inside, d)
+			}
+		}
+		data := replaceNames(pre[i], inside)
+		name, dr, err := w.writeNamed(m, m.file.Path, hasher.Bytes(data), data)
+		if err != nil {
+			return err
+		}
+		if err := w.finish(m, name, dr); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bytes writes an in-memory output under its content-hashed name.
 func (w *writer) bytes(n *node, data []byte) (string, digestResult, error) {
 	d := hasher.Bytes(data)
-	name := w.outName(n, d)
+	return w.writeNamed(n, w.outName(n, d), d, data)
+}
+
+// writeNamed writes an in-memory output whose digest is d under name.
+func (w *writer) writeNamed(n *node, name string, d hasher.Digest, data []byte) (string, digestResult, error) {
 	dst := filepath.Join(w.tmp, filepath.FromSlash(name))
 	if err := w.mkdirFor(dst); err != nil {
 		return "", digestResult{}, err
