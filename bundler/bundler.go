@@ -88,9 +88,11 @@ type Options struct {
 }
 
 // wellKnown are the paths browsers and crawlers ask for by name.
+// Feeds are here too: readers subscribe to them by URL.
 var wellKnown = []string{
 	"favicon.ico", "robots.txt", "sitemap.xml", "sitemap*.xml", ".well-known/**",
-	"apple-touch-icon*.png", "browserconfig.xml", "humans.txt", "ads.txt",
+	"apple-touch-icon*.png", "browserconfig.xml", "humans.txt", "ads.txt", "app-ads.txt",
+	"opensearch.xml", "**/feed.xml", "**/rss.xml", "**/atom.xml", "**/*.rss", "**/*.atom",
 }
 
 // Builder builds one site into one output directory, again and again.
