@@ -86,6 +86,7 @@ type Cluster struct {
 
 	refreshMu sync.Mutex
 	stop      chan struct{}
+	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
 
@@ -193,11 +194,14 @@ func (c *Cluster) refreshLoop(every time.Duration) {
 	}
 }
 
-// Close stops the background refresh and closes every pool.
+// Close stops the background refresh and closes every pool. Closing twice
+// is harmless.
 func (c *Cluster) Close() error {
-	close(c.stop)
-	c.wg.Wait()
-	c.closePools()
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.wg.Wait()
+		c.closePools()
+	})
 	return nil
 }
 

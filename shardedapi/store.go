@@ -24,6 +24,8 @@ type EntryCache interface {
 	Invalidate(ctx context.Context, key string) error
 }
 
+var _ EntryCache = (*Cache)(nil)
+
 // User is Store's example entity: a user account on the shard of its
 // bucket, with a globally unique email.
 type User struct {
