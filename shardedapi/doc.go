@@ -1,6 +1,8 @@
-// Package shardedapi is a sharded-PostgreSQL data layer with a
-// stampede-proof cache-aside Redis tier in front of it: the dynamic-data
-// backend of `assetctl serve`, and a library any Go service can import.
+// Package shardedapi, at a glance: a shard key is routed through virtual
+// buckets and a versioned bucket → shard map kept in a catalog database to
+// one of several PostgreSQL shards, each with its own pool; reads go
+// through a cache-aside Redis tier ([Cache]); writes commit on the shard,
+// then invalidate.
 //
 // # Routing: key → bucket → shard
 //
@@ -82,7 +84,7 @@
 //
 // # Cache-aside
 //
-// The Cache type (cache.go) is the Redis tier: read-through on a miss,
+// [Cache] is the Redis tier: read-through on a miss,
 // always a TTL with jitter, negative caching, delete-on-write with version
 // checks so no reader can cache a pre-write value, single-flight loads,
 // a short Redis lock across processes, probabilistic early refresh, an

@@ -1,7 +1,9 @@
 package shardedapi
 
 import (
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,4 +63,26 @@ func BenchmarkLocate(b *testing.B) {
 	_ = sink
 	b.ReportMetric(basePer*1e9, "ns/op-hash-baseline")
 	b.ReportMetric(per/basePer, "x-vs-baseline")
+}
+
+// FuzzLocate: any key either routes to a bucket inside the layout and a
+// shard, or fails with ErrInvalidKey; it never panics.
+func FuzzLocate(f *testing.F) {
+	for _, s := range []string{"", "tenant-1", "ünï", "\xff\xfe", strings.Repeat("k", MaxKeyLen+1)} {
+		f.Add("", s)
+	}
+	f.Add("eu", "x")
+	c := memoryCluster(1024, 4)
+	f.Fuzz(func(t *testing.T, region, id string) {
+		loc, err := c.Locate(Key{Region: region, ID: id})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Fatalf("Locate(%q, %q): got %v, want ErrInvalidKey", region, id, err)
+			}
+			return
+		}
+		if loc.Bucket < 0 || loc.Bucket >= 1024 || loc.Shard == nil {
+			t.Fatalf("Locate(%q, %q): got bucket %d shard %v", region, id, loc.Bucket, loc.Shard)
+		}
+	})
 }
