@@ -89,6 +89,7 @@ type liveReloadSite struct {
 	broken             string                      // a js/app.js with a syntax error
 	brokenAt, brokenIn string                      // its position and source line
 	brokenText         string
+	importedCSS        string // a stylesheet imported by the script, if any
 }
 
 func TestBrowserLiveReload(t *testing.T) {
@@ -106,10 +107,11 @@ func TestBrowserLiveReload(t *testing.T) {
 		testLiveReload(t, liveReloadSite{
 			dev: bundlerDev,
 			script: func(v string) string {
-				return fmt.Sprintf("import { label } from \"./label.js\";\ndocument.getElementById(\"out\").textContent = %q;\n", v)
+				return fmt.Sprintf("import \"./widgets.css\";\nimport { label } from \"./label.js\";\ndocument.getElementById(\"out\").textContent = %q;\n", v)
 			},
-			broken:   "import { label } from \"./label.js\";\nconst out = document.getElementById(\"out\");\nout.textContent = label(;\n",
+			broken:   "import \"./widgets.css\";\nconst out = document.getElementById(\"out\");\nout.textContent = label(;\n",
 			brokenAt: "js/app.js:3:25", brokenIn: "out.textContent = label(;", brokenText: `Unexpected ";"`,
+			importedCSS: "js/widgets.css",
 		})
 	})
 }
@@ -125,6 +127,7 @@ func testLiveReload(t *testing.T, site liveReloadSite) {
 		t.Fatalf("initial colour: got %q, want rgb(255, 0, 0)", got)
 	}
 	waitClients(t, d, 1)
+	sheets := evalJS[int](t, ctx, styleSheets)
 
 	t.Run("css change swaps the stylesheet without a reload", func(t *testing.T) {
 		evalJS[string](t, ctx, `window.marker = "still here"`)
@@ -135,8 +138,20 @@ func testLiveReload(t *testing.T, site liveReloadSite) {
 			t.Fatal("window.marker: got it gone, want the page not reloaded")
 		}
 		// The old <link> goes once the new one has loaded.
-		waitJS(t, ctx, styleSheets+` === 1`)
+		waitJS(t, ctx, styleSheets+fmt.Sprintf(" === %d", sheets))
 	})
+
+	if site.importedCSS != "" {
+		t.Run("css imported by a script swaps in place too", func(t *testing.T) {
+			evalJS[string](t, ctx, `window.marker = "still here"`)
+			d.write(t, site.importedCSS, "#out { color: rgb(0, 128, 0); }\n")
+			waitJS(t, ctx, `getComputedStyle(document.getElementById("out")).color === "rgb(0, 128, 0)"`)
+			if !evalJS[bool](t, ctx, noNavigation) {
+				t.Fatal("window.marker: got it gone, want the page not reloaded")
+			}
+			waitJS(t, ctx, styleSheets+fmt.Sprintf(" === %d", sheets))
+		})
+	}
 
 	t.Run("script change reloads with the new behaviour", func(t *testing.T) {
 		d.write(t, "js/app.js", site.script("version 2"))
