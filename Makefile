@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev bench-shard
+.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
 
 all: build
 
@@ -72,7 +72,7 @@ bench-cache:
 bench-shard:
 	$(GO) test -run '^$$' -bench 'KeyDistribution|Locate' -count 3 ./shardedapi
 
-fuzz: fuzz-build
+fuzz: fuzz-build fuzz-dev
 	@echo "fuzz targets are listed in README.md"
 
 FUZZTIME ?= 30s
@@ -80,6 +80,12 @@ FUZZTIME ?= 30s
 fuzz-build:
 	for f in FuzzRewriteHTML FuzzRewriteCSS FuzzWebManifest; do \
 		$(GO) test ./bundler -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+## fuzz-dev: the dev server's live-reload script injection and request path handling.
+fuzz-dev:
+	for f in FuzzInjectClient FuzzServePath; do \
+		$(GO) test ./devserver -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 clean:

@@ -2,6 +2,8 @@ package devserver
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -47,6 +49,42 @@ func FuzzInjectClient(f *testing.F) {
 		// Every original byte survives, in order, around the tag.
 		if rest := append(append([]byte{}, out[:i]...), out[i+len(tag):]...); !bytes.Equal(rest, page) {
 			t.Fatalf("page bytes changed: got %q, want %q", rest, page)
+		}
+	})
+}
+
+// FuzzServePath checks that no request path is answered with anything but
+// a file of the build: the in-memory site below holds two files, and a
+// secret sits next to the output directory.
+func FuzzServePath(f *testing.F) {
+	for _, p := range []string{"/", "/a.css", "/../secret.txt", "/%2e%2e/secret.txt", "//a.css", "/sub/", "/a.css/..", "/\x00", "/sub"} {
+		f.Add(p)
+	}
+	s := &Server{siteDir: "site", hub: newHub()}
+	s.site = &site{buildID: "b", manifest: manifestOf(map[string]string{"a.css": "1", "sub/index.html": "2"}), files: map[string]*servedFile{
+		"a.css":          {data: []byte("A-CSS"), contentType: "text/css; charset=utf-8", hash: "1"},
+		"sub/index.html": {data: []byte("SUB-INDEX"), contentType: "text/html; charset=utf-8", hash: "2", page: true},
+	}}
+	f.Fuzz(func(t *testing.T, p string) {
+		req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+		if err != nil {
+			t.Skip()
+		}
+		req.URL.Path = p
+		if p == eventsPath {
+			t.Skip() // a stream, not a file
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		switch rec.Code {
+		case http.StatusOK:
+			if body != "A-CSS" && body != "SUB-INDEX" && !strings.Contains(body, "EventSource") {
+				t.Fatalf("GET %q: got 200 with %q, want a file of the build", p, body)
+			}
+		case http.StatusNotFound, http.StatusMovedPermanently, http.StatusBadRequest:
+		default:
+			t.Fatalf("GET %q: got status %d", p, rec.Code)
 		}
 	})
 }
