@@ -236,7 +236,12 @@ func (b *Builder) Build(ctx context.Context, changed ...string) (*manifest.Manif
 	if err != nil {
 		return nil, err
 	}
-	return b.write(ctx, p)
+	m, err := b.write(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	b.log.Debug("built", "site", b.site, "out", b.out, "files", len(m.Files), "buildID", m.BuildID)
+	return m, nil
 }
 
 // Close releases esbuild's incremental state. The Builder cannot be used

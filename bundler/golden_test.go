@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -73,21 +74,8 @@ func lineDiff(want, got string) string {
 			g = gl[i]
 		}
 		if w != g {
-			b.WriteString("line " + itoa(i+1) + ":\n  want: " + w + "\n  got:  " + g + "\n")
+			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + w + "\n  got:  " + g + "\n")
 		}
 	}
 	return b.String()
-}
-
-func itoa(i int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + func() string {
-		s := ""
-		for {
-			s = string(rune('0'+i%10)) + s
-			i /= 10
-			if i == 0 {
-				return s
-			}
-		}
-	}())
 }

@@ -588,8 +588,9 @@ func groupCycles(nodes []*node) {
 		if len(members) > 1 {
 			sort.Slice(members, func(i, j int) bool { return members[i].es.rel < members[j].es.rel })
 			g := &group{members: members}
+			done := make(chan struct{})
 			for _, m := range members {
-				m.group = g
+				m.group, m.done = g, done
 			}
 		}
 	}

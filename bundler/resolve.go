@@ -1,6 +1,7 @@
 package bundler
 
 import (
+	"fmt"
 	"path"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,9 @@ func (r *finalResolver) resolve(x ref) (resolved, error) {
 	if n == nil {
 		return resolved{}, nil // a source that has no output of its own (a .ts module)
 	}
-	<-n.done // already closed: n is a dependency of the file being written
+	if err := written(n); err != nil {
+		return resolved{}, err
+	}
 	out := resolved{URL: r.url(lr.parts, n.file.Path)}
 	sri := !b.opts.NoSRI && (x.Kind == refScript || x.Kind == refEntry || x.Kind == refStylesheet)
 	if sri && n.file.Immutable {
@@ -38,7 +41,9 @@ func (r *finalResolver) resolve(x ref) (resolved, error) {
 	}
 	if x.Kind == refEntry {
 		for _, c := range n.css {
-			<-c.done
+			if err := written(c); err != nil {
+				return resolved{}, err
+			}
 			cr := cssRef{URL: r.url(lr.parts, c.file.Path)}
 			if !b.opts.NoSRI {
 				cr.Integrity = c.file.Integrity
@@ -50,7 +55,9 @@ func (r *finalResolver) resolve(x ref) (resolved, error) {
 			if !ok || path.Ext(im) != ".js" {
 				continue
 			}
-			<-c.done
+			if err := written(c); err != nil {
+				return resolved{}, err
+			}
 			pr := cssRef{URL: r.otherURL(lr.parts, c.file.Path)}
 			if !b.opts.NoSRI {
 				pr.Integrity = c.file.Integrity
@@ -86,4 +93,16 @@ func (r *finalResolver) otherURL(parts urlParts, outPath string) string {
 		return absoluteURL("/", outPath, urlParts{})
 	}
 	return absoluteURL("", filepath.ToSlash(rel), urlParts{})
+}
+
+// written checks that a referenced node has its final name. The scheduler
+// writes every file after the files it references, so this never waits;
+// failing loudly beats blocking forever if that ever breaks.
+func written(n *node) error {
+	select {
+	case <-n.done:
+		return nil
+	default:
+		return fmt.Errorf("internal error: %s referenced before it was written", n.key)
+	}
 }

@@ -183,12 +183,15 @@ func (w *writer) do(ctx context.Context, n *node) error {
 	if err != nil {
 		return err
 	}
-	return w.finish(n, name, dr)
+	if err := w.record(n, name, dr); err != nil {
+		return err
+	}
+	close(n.done) // release the files waiting for this one's name
+	return nil
 }
 
-// finish records a written node's manifest entry and releases the nodes
-// waiting for its name.
-func (w *writer) finish(n *node, name string, dr digestResult) error {
+// record fills in a written node's manifest entry (and its alias).
+func (w *writer) record(n *node, name string, dr digestResult) error {
 	f := manifest.File{
 		Path: name, Hash: dr.digest.Hex(), Integrity: dr.digest.Integrity(), Size: dr.size,
 		ContentType: contentType(name), Immutable: !n.keepName, Kind: n.kind,
@@ -220,7 +223,6 @@ func (w *writer) finish(n *node, name string, dr digestResult) error {
 		}
 	}
 	n.file = f
-	close(n.done)
 	return nil
 }
 
@@ -424,6 +426,7 @@ func (w *writer) doGroup(ctx context.Context, g *group) error {
 	for _, m := range g.members {
 		m.file.Path = w.outName(m, hasher.Bytes(append(append([]byte(nil), sum...), m.es.rel...)))
 	}
+	results := make([]digestResult, len(g.members))
 	for i, m := range g.members {
 		var inside []*node
 		for _, d := range m.deps {
@@ -432,14 +435,20 @@ func (w *writer) doGroup(ctx context.Context, g *group) error {
 			}
 		}
 		data := replaceNames(pre[i], inside)
-		name, dr, err := w.writeNamed(m, m.file.Path, hasher.Bytes(data), data)
+		_, dr, err := w.writeNamed(m, m.file.Path, hasher.Bytes(data), data)
 		if err != nil {
 			return err
 		}
-		if err := w.finish(m, name, dr); err != nil {
+		results[i] = dr
+	}
+	for i, m := range g.members {
+		if err := w.record(m, m.file.Path, results[i]); err != nil {
 			return err
 		}
 	}
+	// The members share one done channel (see groupCycles): a page that
+	// sees one written may look up the others.
+	close(g.members[0].done)
 	return nil
 }
 
