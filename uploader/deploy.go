@@ -126,20 +126,39 @@ type Result struct {
 // same deploy again completes it.
 func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	start := d.now()
+	// Read the manifest while the bucket is listed; a bad build wins over
+	// any remote error, since it is what the user must fix first.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type listing struct {
+		rem *remote
+		err error
+	}
+	listed := make(chan listing, 1)
+	go func() {
+		rem, err := d.readRemote(lctx)
+		listed <- listing{rem, err}
+	}()
 	m, err := manifest.Load(dir)
 	if err != nil {
+		cancel()
+		<-listed
 		return nil, err
 	}
-	rem, err := d.readRemote(ctx)
-	if err != nil {
-		return nil, err
+	d.log.Debug("read manifest", "outputs", len(m.Files), "elapsed", d.now().Sub(start))
+	l := <-listed
+	if l.err != nil {
+		return nil, l.err
 	}
+	rem := l.rem
+	d.log.Debug("listed the prefix", "objects", len(rem.objects), "records", len(rem.records), "elapsed", d.now().Sub(start))
 	p, err := d.plan(ctx, rem, planInput{m: m, src: dirSource{dir: dir}, headers: func(o manifest.Output) Headers {
 		return headersFor(d.opts.Rules, o.Path, o.ContentType, o.Hash, o.Immutable)
 	}})
 	if err != nil {
 		return nil, err
 	}
+	d.log.Debug("planned", "heads", p.Heads, "elapsed", d.now().Sub(start))
 	return d.execute(ctx, p, start)
 }
 

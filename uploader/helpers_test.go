@@ -23,11 +23,11 @@ const bucket = "site-bucket"
 
 // env is one test's S3 server with an empty bucket.
 type env struct {
-	t  *testing.T
+	t  testing.TB
 	s3 *testsvc.S3
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	s := testsvc.StartS3(t)
 	s.CreateBucket(t, bucket)
@@ -61,7 +61,7 @@ func (e *env) deployer(st uploader.Store, opts uploader.Options) *uploader.Deplo
 }
 
 // site writes a synthetic build into a fresh temp dir.
-func site(t *testing.T, spec testsite.Spec) (string, *manifest.Manifest) {
+func site(t testing.TB, spec testsite.Spec) (string, *manifest.Manifest) {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := testsite.Write(dir, spec)

@@ -140,54 +140,60 @@ func (r *remote) latest() *Record {
 	return r.records[len(r.records)-1]
 }
 
-// readRemote lists the prefix once and reads the deploy records in it.
+// readRemote lists the prefix once and reads the deploy records in it,
+// fetching each record while the listing goes on.
 func (d *Deployer) readRemote(ctx context.Context) (*remote, error) {
-	if err := d.store.Check(ctx); err != nil {
-		return nil, err
-	}
 	r := &remote{objects: map[string]Object{}}
-	var recordKeys []string
+	type fetched struct {
+		key string
+		rec *Record
+		err error
+	}
+	var mu sync.Mutex
+	var got []fetched
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.opts.Concurrency)
 	err := d.store.List(ctx, d.prefix, func(o Object) error {
 		rel := strings.TrimPrefix(o.Key, d.prefix)
 		r.objects[rel] = o
-		if isRecordKey(rel) {
-			recordKeys = append(recordKeys, o.Key)
+		if !isRecordKey(rel) {
+			return nil
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(recordKeys)
-	recs := make([]*Record, len(recordKeys))
-	errs := make([]error, len(recordKeys))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(d.opts.Concurrency)
-	for i, k := range recordKeys {
 		g.Go(func() error {
-			data, err := d.store.Get(gctx, k)
+			data, err := d.store.Get(gctx, o.Key)
+			if errors.Is(err, ErrNotFound) { // pruned by a concurrent deploy
+				return nil
+			}
 			if err != nil {
-				if errors.Is(err, ErrNotFound) { // pruned by a concurrent deploy
-					return nil
-				}
 				return err
 			}
-			recs[i], errs[i] = decodeRecord(k, data)
+			rec, derr := decodeRecord(o.Key, data)
+			mu.Lock()
+			got = append(got, fetched{o.Key, rec, derr})
+			mu.Unlock()
 			return nil
 		})
+		return nil
+	})
+	gerr := g.Wait()
+	if err != nil {
+		// Say why in the user's terms: no such bucket, access denied, no route.
+		if cerr := d.store.Check(ctx); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
 	}
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("read deploy records: %w", err)
+	if gerr != nil {
+		return nil, fmt.Errorf("read deploy records: %w", gerr)
 	}
-	for i, rec := range recs {
-		if errs[i] != nil {
-			d.log.Warn("ignoring unreadable deploy record", "key", recordKeys[i], "err", errs[i])
-			r.broken = append(r.broken, recordKeys[i])
+	sort.Slice(got, func(i, j int) bool { return got[i].key < got[j].key })
+	for _, f := range got {
+		if f.err != nil {
+			d.log.Warn("ignoring unreadable deploy record", "key", f.key, "err", f.err)
+			r.broken = append(r.broken, f.key)
 			continue
 		}
-		if rec != nil {
-			r.records = append(r.records, rec)
-		}
+		r.records = append(r.records, f.rec)
 	}
 	return r, nil
 }
