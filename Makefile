@@ -33,11 +33,16 @@ unit:
 	$(GO) test -race -count=1 -timeout 45m ./...
 
 ## tools: everything the tests need that a fresh machine lacks.
-tools: tools-apt tools-go
+tools: tools-apt tools-go tools-py
 
 tools-go:
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@command -v versitygw >/dev/null || $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+## tools-py: boto3 and awscli, the independent S3 clients deploy's tests and benchmarks check with.
+tools-py:
+	@python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q boto3
+	@command -v aws >/dev/null || python3 -m pip install -q awscli
 
 tools-apt:
 	@missing=""; \
@@ -63,6 +68,14 @@ bench-dev:
 ## (wall time and peak RSS) and vs bare esbuild on a JS-heavy site; data in .bench/.
 bench-build: build
 	$(GO) run ./internal/benchbuild -assetctl $(BIN)
+
+## bench-deploy: assetctl deploy vs `aws s3 sync` to one versitygw (2,000 files, ~140 MB):
+## cold, no-change and one-page-one-image; then memory while streaming 64 and 256 MiB files.
+.PHONY: bench-deploy tools-py
+bench: bench-deploy
+bench-deploy:
+	$(GO) test -run '^$$' -bench 'BenchmarkDeploy$$' -benchtime 3x -timeout 30m ./uploader
+	$(GO) test -run '^$$' -bench 'BenchmarkDeployLargeFile' -benchtime 1x ./uploader
 
 ## bench-cache: shardedapi cache hit vs a bare Redis GET, and the in-process tier (needs Redis on 127.0.0.1:6379).
 bench-cache:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,43 @@ func benchConcurrency() int {
 	var n int
 	fmt.Sscan(os.Getenv("ASSETCTL_BENCH_CONCURRENCY"), &n)
 	return n
+}
+
+// BenchmarkDeployLargeFile uploads one fingerprinted file of each size in
+// 16 MiB parts and reports the bytes the process allocated meanwhile:
+// streaming keeps it flat as the file grows.
+//
+//	go test -run '^$' -bench BenchmarkDeployLargeFile -benchtime 1x ./uploader
+func BenchmarkDeployLargeFile(b *testing.B) {
+	for _, size := range []int64{64 << 20, 256 << 20} {
+		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
+			dir, _ := site(b, testsite.Spec{Pages: 1, Images: 1, Big: size})
+			e := newEnv(b)
+			var alloc uint64
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				n++
+				bkt := fmt.Sprintf("big-%d", n)
+				e.s3.CreateBucket(b, bkt)
+				d, err := uploader.New(e.store(e.s3.Endpoint, func(o *uploader.S3Options) { o.Bucket = bkt }), uploader.Options{Bucket: bkt})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				b.StartTimer()
+				if _, err := d.Deploy(context.Background(), dir); err != nil {
+					b.Fatalf("deploy: %v", err)
+				}
+				b.StopTimer()
+				runtime.ReadMemStats(&after)
+				alloc += after.TotalAlloc - before.TotalAlloc
+				b.StartTimer()
+			}
+			b.SetBytes(size)
+			b.ReportMetric(float64(alloc)/float64(n)/(1<<20), "alloc-MiB/op")
+		})
+	}
 }
