@@ -33,13 +33,14 @@ unit:
 	$(GO) test -race -count=1 -timeout 45m ./...
 
 ## tools: everything the tests need that a fresh machine lacks.
-tools: tools-apt tools-go tools-py
+tools: tools-apt tools-go
 
 tools-go:
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@command -v versitygw >/dev/null || $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 ## tools-py: boto3 and awscli, the independent S3 clients deploy's tests and benchmarks check with.
+tools: tools-py
 tools-py:
 	@python3 -c 'import boto3' 2>/dev/null || python3 -m pip install -q boto3
 	@command -v aws >/dev/null || python3 -m pip install -q awscli
