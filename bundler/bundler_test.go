@@ -673,3 +673,16 @@ func TestBundleCycleResolved(t *testing.T) {
 		t.Errorf("after editing b.ts: got %s and %s, want both renamed", m3.Files["a.ts"].Path, m3.Files["a.ts"].DynamicImports[0])
 	}
 }
+
+// TestOutDirInsideSite: the common `assetctl build . -o dist` never feeds
+// the previous output back into the build.
+func TestOutDirInsideSite(t *testing.T) {
+	site := writeSite(t, map[string]string{"index.html": `<img src="a.png">`, "a.png": "a"})
+	out := filepath.Join(site, "dist")
+	m1 := mustBuild(t, Options{SiteDir: site, OutDir: out})
+	m2 := mustBuild(t, Options{SiteDir: site, OutDir: out})
+	if len(m2.Files) != len(m1.Files) || m1.BuildID != m2.BuildID {
+		t.Errorf("second build: got %d files (build %s), want %d (build %s)", len(m2.Files), m2.BuildID, len(m1.Files), m1.BuildID)
+	}
+	checkOutput(t, out, m2)
+}

@@ -106,8 +106,8 @@ func printSummary(e *env, m *manifest.Manifest, out string, took time.Duration) 
 		counts[f.Kind]++
 		bytes += f.Size
 	}
-	_, err := fmt.Fprintf(e.stdout, "built %s: %d pages, %d assets, %d bundles (%d chunks, %d source maps), %d static, %.1f KiB in %v; build %s\n",
+	_, err := fmt.Fprintf(e.stdout, "built %s: %d pages, %d assets, %d bundles (%d chunks, %d source maps), %d static, %s in %v; build %s\n",
 		out, counts[manifest.KindPage], counts[manifest.KindAsset], counts[manifest.KindEntry], counts[manifest.KindChunk],
-		counts[manifest.KindSourceMap], counts[manifest.KindStatic], float64(bytes)/1024, took.Round(time.Millisecond), m.BuildID)
+		counts[manifest.KindSourceMap], counts[manifest.KindStatic], humanBytes(bytes), took.Round(time.Millisecond), m.BuildID)
 	return err
 }
