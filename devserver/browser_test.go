@@ -210,3 +210,46 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	startDevOn(t, Options{SiteDir: site}, addr)
 	waitJS(t, ctx, outText+` === "after restart"`)
 }
+
+func TestBrowserTabsShareOneStream(t *testing.T) {
+	d := startDev(t, Options{})
+	browser := testsvc.Chromium(t) // its own tab stays blank
+	first, closeFirst := chromedp.NewContext(browser)
+	defer closeFirst()
+	second, closeSecond := chromedp.NewContext(browser)
+	defer closeSecond()
+	third, closeThird := chromedp.NewContext(browser)
+	defer closeThird()
+	for _, tab := range []context.Context{first, second, third} {
+		if err := chromedp.Do(tab, chromedp.Navigate(d.URL+"/")); err != nil {
+			t.Fatalf("open page: %v", err)
+		}
+		waitJS(t, tab, outText+` === "version 1"`)
+	}
+	waitClients(t, d, 1)
+	for _, tab := range []context.Context{first, second, third} {
+		evalJS[string](t, tab, `window.marker = "still here"`)
+	}
+
+	d.write(t, "css/site.css", "h1 { color: rgb(0, 0, 255); }\n")
+	for i, tab := range []context.Context{first, second, third} {
+		waitJS(t, tab, titleColor+` === "rgb(0, 0, 255)"`)
+		if !evalJS[bool](t, tab, noNavigation) {
+			t.Fatalf("tab %d: got it reloaded, want the stylesheet swapped in place", i)
+		}
+	}
+	if got := d.Server.hub.count(); got != 1 {
+		t.Fatalf("event streams for 3 tabs: got %d, want 1", got)
+	}
+
+	// Whichever tab holds the stream, closing the first one leaves the
+	// others informed: a script change still reloads both.
+	if err := chromedp.Cancel(first); err != nil {
+		t.Fatalf("close first tab: %v", err)
+	}
+	waitClients(t, d, 1)
+	d.write(t, "js/app.js", "document.getElementById(\"out\").textContent = \"version 2\";\n")
+	for _, tab := range []context.Context{second, third} {
+		waitJS(t, tab, outText+` === "version 2"`)
+	}
+}

@@ -88,8 +88,8 @@
     return swapped;
   }
 
-  function onMessage(ev) {
-    const m = JSON.parse(ev.data);
+  function onMessage(data) {
+    const m = JSON.parse(data);
     switch (m.type) {
       case "hello":
         if (m.errors && m.errors.length) {
@@ -117,14 +117,42 @@
     }
   }
 
-  // EventSource reconnects by itself after a dropped stream; when it gives
-  // up (the server answered with an error while restarting) start over.
-  function connect() {
+  // connect opens the event stream; relay, when set, passes each message on
+  // to the other tabs. EventSource reconnects by itself after a dropped
+  // stream; when it gives up (the server answered with an error while
+  // restarting) start over.
+  function connect(relay) {
     const events = new EventSource("/__assetctl/events");
-    events.onmessage = onMessage;
+    events.onmessage = (ev) => {
+      onMessage(ev.data);
+      if (relay) relay.postMessage(ev.data);
+    };
     events.onerror = () => {
-      if (events.readyState === EventSource.CLOSED) setTimeout(connect, 500);
+      if (events.readyState === EventSource.CLOSED) setTimeout(() => connect(relay), 500);
     };
   }
-  connect();
+
+  // Browsers allow six HTTP/1.1 connections per server, so tabs share one
+  // stream: the tab holding the lock listens and relays to the others over
+  // a BroadcastChannel; when it closes, another tab takes the lock over.
+  // Without these APIs (a page reached over plain HTTP by a LAN address is
+  // not a secure context) every tab listens for itself.
+  if (window.BroadcastChannel && navigator.locks) {
+    const channel = new BroadcastChannel("assetctl-live-reload");
+    channel.onmessage = (ev) => onMessage(ev.data);
+    let leading = false;
+    navigator.locks.request("assetctl-live-reload", () => {
+      leading = true;
+      connect(channel);
+      return new Promise(() => {}); // held for the life of the tab
+    });
+    // A tab that only follows learns the current state once, as a new
+    // stream would tell it.
+    fetch("/__assetctl/state", { cache: "no-store" })
+      .then((r) => r.text())
+      .then((data) => { if (!leading) onMessage(data); })
+      .catch(() => {});
+  } else {
+    connect(null);
+  }
 })();

@@ -51,6 +51,14 @@ func (h *hub) setState(m message) {
 	h.state = m
 }
 
+// stateJSON is the hello message a newly connected client gets.
+func (h *hub) stateJSON() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	data, _ := json.Marshal(h.state)
+	return data
+}
+
 // broadcast sends m to every client and returns how many there were. A
 // client too slow to take it misses it; it will be told the state when it
 // reconnects.

@@ -39,6 +39,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case eventsPath:
 		s.hub.ServeHTTP(w, r)
 		return
+	case statePath:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(s.hub.stateJSON())
+		return
 	}
 
 	// Requests are answered only from the in-memory build, keyed by output

@@ -14,6 +14,7 @@ const (
 	reservedPrefix = "/__assetctl/"
 	clientPath     = reservedPrefix + "client.js"
 	eventsPath     = reservedPrefix + "events"
+	statePath      = reservedPrefix + "state"
 )
 
 // injectClient returns page with the live-reload script tag inserted before

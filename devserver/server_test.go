@@ -396,9 +396,15 @@ func TestEventsFollowRebuilds(t *testing.T) {
 	if _, body := get(t, d.URL+"/js/app.js"); !strings.Contains(body, "v2") {
 		t.Fatalf("served js while broken: got %q, want the last good build", body)
 	}
-	// A client connecting now is told about the error at once.
+	// A client connecting now is told about the error at once, and so is a
+	// tab that asks for the state (one sharing another tab's stream).
 	if m := openEvents(t, d).next(t); m.Type != "hello" || len(m.Errors) != 1 {
 		t.Fatalf("hello while broken: got %+v, want it to carry the error", m)
+	}
+	resp, body := get(t, d.URL+statePath)
+	var state message
+	if err := json.Unmarshal([]byte(body), &state); err != nil || resp.Header.Get("Cache-Control") != "no-store" || state.Type != "hello" || len(state.Errors) != 1 {
+		t.Fatalf("state while broken: got %q (Cache-Control %q), want an uncached hello carrying the error", body, resp.Header.Get("Cache-Control"))
 	}
 
 	// Fixing it back to the last good bytes changes no output, but the
