@@ -686,3 +686,22 @@ func TestOutDirInsideSite(t *testing.T) {
 	}
 	checkOutput(t, out, m2)
 }
+
+// TestCancelledBuildLeavesNothing: a cancelled build returns the context's
+// error and writes nothing.
+func TestCancelledBuildLeavesNothing(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "dist")
+	b, err := New(Options{SiteDir: exampleSite, OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.Build(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
+		t.Errorf("cancelled build left %d entries beside OUT_DIR, want none", len(ents))
+	}
+}

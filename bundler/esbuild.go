@@ -1,6 +1,7 @@
 package bundler
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -40,7 +41,7 @@ var assetLoaders = func() map[string]api.Loader {
 
 // bundle runs esbuild on the entry points (site-relative), reusing the
 // incremental context when the entry points are the same as last time.
-func (b *Builder) bundle(entries []string) (*esResult, error) {
+func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, error) {
 	key := strings.Join(entries, "\x00")
 	if b.es != nil && b.esKey != key {
 		b.es.Dispose()
@@ -84,7 +85,13 @@ func (b *Builder) bundle(entries []string) (*esResult, error) {
 		}
 		b.es, b.esKey = ctx, key
 	}
+	// esbuild does not take a context; cancel its build when ctx ends.
+	stop := context.AfterFunc(ctx, b.es.Cancel)
 	res := b.es.Rebuild()
+	stop()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if len(res.Errors) > 0 {
 		return nil, esbuildError(res.Errors)
 	}

@@ -238,7 +238,7 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 	if len(entrySet) > 0 {
 		entries := sortedKeys(entrySet)
 		var err error
-		if es, err = b.bundle(entries); err != nil {
+		if es, err = b.bundle(ctx, entries); err != nil {
 			return nil, err
 		}
 	}
