@@ -200,6 +200,9 @@ func (p *Purge) purge(ctx context.Context, target string) error {
 		backoff.WithNotify(func(err error, d time.Duration) {
 			p.log.Info("purge failed; retrying", "url", target, "in", d, "err", err)
 		}))
+	if perr := (*PurgeError)(nil); errors.As(err, &perr) {
+		return perr // without the Retry-After hint joined to it
+	}
 	return err
 }
 

@@ -241,6 +241,9 @@ func fakeFlakyEdge(t *testing.T, failures int64, status int) (*httptest.Server, 
 			return
 		}
 		if calls.Add(1) <= failures {
+			if status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "1")
+			}
 			http.Error(w, "busy", status)
 			return
 		}
@@ -263,6 +266,7 @@ func TestPurgeRetries(t *testing.T) {
 		{"503 then success", 2, http.StatusServiceUnavailable, 3, false},
 		{"503 every time", 100, http.StatusServiceUnavailable, 4, true},
 		{"429 then success", 1, http.StatusTooManyRequests, 2, false},
+		{"429 every time, honouring Retry-After", 100, http.StatusTooManyRequests, 4, true},
 		{"403 is not retried", 100, http.StatusForbidden, 1, true},
 		{"404 counts as purged", 100, http.StatusNotFound, 1, false},
 	}
@@ -276,6 +280,9 @@ func TestPurgeRetries(t *testing.T) {
 			_, err = pg.Invalidate(ctx, []string{"/index.html"}, "r")
 			if (err != nil) != tt.wantErr {
 				t.Errorf("got error %v, want error: %v", err, tt.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Errorf("got a multi-line error %q, want one line", err)
 			}
 			if got := calls.Load(); got != tt.wantCalls {
 				t.Errorf("got %d requests, want %d", got, tt.wantCalls)
