@@ -32,7 +32,8 @@ type PurgeOptions struct {
 	// Default 8.
 	Concurrency int
 	// MaxTries is how many times one path is tried when the edge answers
-	// 5xx or 429 or the connection fails. Default 5.
+	// 5xx or 429 or the connection fails. Default 5. A 429's Retry-After
+	// is honoured up to 30s.
 	MaxTries uint
 	// RetryInterval is the first delay between tries; it doubles, with
 	// jitter, up to 10s. Default 200ms.
@@ -184,7 +185,7 @@ func (p *Purge) purge(ctx context.Context, target string) error {
 		switch {
 		case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout:
 			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-				return struct{}{}, errors.Join(perr, backoff.RetryAfter(s))
+				return struct{}{}, errors.Join(perr, backoff.RetryAfter(min(s, 30))) // never stall a deploy for long
 			}
 			return struct{}{}, perr
 		case code >= 500:
