@@ -115,15 +115,16 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 			c.closePools()
 		}
 	}()
-	if c.catalog, err = newPool(ctx, catalogName, opts.CatalogDSN, opts.MaxConnsPerShard, m); err != nil {
+	if c.catalog, err = newPool(ctx, catalogName, opts.CatalogDSN, opts.MaxConnsPerShard, newTracer(m, catalogName)); err != nil {
 		return nil, fmt.Errorf("open shardedapi: %w", err)
 	}
 	for _, s := range opts.Shards {
-		pool, err := newPool(ctx, s.Name, s.DSN, opts.MaxConnsPerShard, m)
+		tr := newTracer(m, s.Name)
+		pool, err := newPool(ctx, s.Name, s.DSN, opts.MaxConnsPerShard, tr)
 		if err != nil {
 			return nil, fmt.Errorf("open shardedapi: %w", err)
 		}
-		c.shards[s.Name] = &Shard{name: s.Name, pool: pool}
+		c.shards[s.Name] = &Shard{name: s.Name, pool: pool, tracer: tr}
 		c.names = append(c.names, s.Name)
 	}
 	slices.Sort(c.names)

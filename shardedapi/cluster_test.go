@@ -414,6 +414,9 @@ func TestHotspotReport(t *testing.T) {
 	}
 	var rows, writes, buckets int64
 	for _, s := range r.Shards {
+		if s.Queries == 0 {
+			t.Errorf("shard %s: got 0 SQL queries, want the creates and counts", s.Shard)
+		}
 		rows += s.Rows
 		writes += s.Writes
 		buckets += int64(s.Buckets)

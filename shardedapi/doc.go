@@ -51,8 +51,11 @@
 //
 // An [ID] is the Instagram scheme: 41 bits of milliseconds since [IDEpoch],
 // 12 bits of bucket and 10 bits of sequence. Shards mint them in SQL
-// (shardedapi_next_id), IDs sort by creation time across shards, and the
-// bucket inside an ID routes a row to its shard without any lookup.
+// (shardedapi_next_id), IDs sort by creation time across shards (to the
+// millisecond, and as far as the shard servers' clocks agree: keep them on
+// NTP), and the bucket inside an ID routes a row to its shard without any
+// lookup. Up to 1024 IDs per millisecond per shard are unique; the ID is
+// the primary key, so an overflow fails the insert rather than colliding.
 //
 // # Cross-shard reads
 //
@@ -79,8 +82,11 @@
 // update it). A shard that is down fails only the users it owns, with an
 // error for which errors.Is(err, [ErrShardUnavailable]) holds and
 // errors.As gives the [*ShardError] naming the shard; every other user
-// keeps working. Use [Cluster.Locate], [Shard.Pool] and [Shard.Err] the same
-// way for your own tables.
+// keeps working. With a Cache, users of a down shard whose entries are in
+// Redis keep being served, stale once their TTL has passed, for
+// CacheOptions.StaleFor (the default; CacheOptions.DisableStaleOnError turns
+// it off). Use [Cluster.Locate], [Shard.Pool] and [Shard.Err] the same way
+// for your own tables.
 //
 // # Cache-aside
 //

@@ -41,6 +41,9 @@ type ShardLoad struct {
 	// Stray are rows on this shard whose bucket another shard owns: left
 	// over from a bucket move (copy done, cleanup not yet).
 	Stray int64
+	// Queries are the SQL statements this process sent to the shard since
+	// Open (all tables, including the report's own counting queries).
+	Queries int64
 }
 
 // HotspotReport is the seed's Hotspot Test: how rows, reads and writes
@@ -95,7 +98,7 @@ func (c *Cluster) Hotspots(ctx context.Context, opts HotspotOptions) (HotspotRep
 	shardIdx := map[string]int{}
 	for i, s := range c.Shards() {
 		shardIdx[s.name] = i
-		r.Shards = append(r.Shards, ShardLoad{Shard: s.name, Region: s.Region()})
+		r.Shards = append(r.Shards, ShardLoad{Shard: s.name, Region: s.Region(), Queries: s.tracer.count.Load()})
 	}
 	for b := range r.Buckets {
 		owner := t.shardOf[b].name
@@ -151,9 +154,9 @@ func (r HotspotReport) HottestBuckets(n int) []BucketLoad {
 func (r HotspotReport) WriteText(w io.Writer, top int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "bucket map version %d, tables %v, row skew (max/mean per shard) %.3f\n", r.MapVersion, r.Tables, r.Skew())
-	fmt.Fprintln(tw, "shard\tregion\tbuckets\trows\treads\twrites\tstray\t")
+	fmt.Fprintln(tw, "shard\tregion\tbuckets\trows\treads\twrites\tstray\tsql queries\t")
 	for _, s := range r.Shards {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", s.Shard, s.Region, s.Buckets, s.Rows, s.Reads, s.Writes, s.Stray)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", s.Shard, s.Region, s.Buckets, s.Rows, s.Reads, s.Writes, s.Stray, s.Queries)
 	}
 	fmt.Fprintf(tw, "\nhottest %d buckets\n", top)
 	fmt.Fprintln(tw, "bucket\tshard\trows\treads\twrites\t")

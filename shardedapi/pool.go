@@ -21,6 +21,7 @@ type Shard struct {
 	name   string
 	region atomic.Pointer[string] // set from the catalog by Refresh
 	pool   *pgxpool.Pool
+	tracer *tracer
 }
 
 // Name is the shard's name in the catalog.
@@ -130,6 +131,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // tracer feeds dbMetrics from pgx's query and pool-acquire hooks.
 type tracer struct {
 	shard    string
+	count    atomic.Int64 // statements sent, for the hotspot report
 	queries  [2]prometheus.Counter // ok, error
 	acquires [2]prometheus.Counter
 	duration prometheus.Observer
@@ -155,6 +157,7 @@ func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQ
 		t.duration.Observe(time.Since(start).Seconds())
 	}
 	t.queries[outcome(data.Err)].Inc()
+	t.count.Add(1)
 }
 
 func (t *tracer) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
@@ -179,7 +182,7 @@ var (
 
 // newPool makes a lazily connecting pool: a shard that is down at start
 // does not stop the others from serving.
-func newPool(ctx context.Context, name, dsn string, maxConns int32, m *dbMetrics) (*pgxpool.Pool, error) {
+func newPool(ctx context.Context, name, dsn string, maxConns int32, tr *tracer) (*pgxpool.Pool, error) {
 	what := "shard " + name
 	if name == catalogName {
 		what = name
@@ -193,7 +196,7 @@ func newPool(ctx context.Context, name, dsn string, maxConns int32, m *dbMetrics
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
-	cfg.ConnConfig.Tracer = newTracer(m, name)
+	cfg.ConnConfig.Tracer = tr
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create pool for %s: %w", what, err)

@@ -15,7 +15,7 @@ func memoryCluster(buckets, shards int) *Cluster {
 	t := &routingTable{version: 1, buckets: buckets, regions: map[string]regionRange{"": {0, buckets}}, directory: map[Key]int{}}
 	all := make([]*Shard, shards)
 	for i := range all {
-		all[i] = &Shard{name: "s" + strconv.Itoa(i)}
+		all[i] = &Shard{name: "s" + strconv.Itoa(i), tracer: &tracer{}}
 	}
 	t.shardOf = make([]*Shard, buckets)
 	for b := range t.shardOf {

@@ -193,3 +193,28 @@ func TestStoreServesStaleWhileShardIsDown(t *testing.T) {
 		}
 	}
 }
+
+// A cached value the Store cannot decode (or that names another user) is
+// never served: the Store reads the shard instead.
+func TestStoreIgnoresMalformedCachedUsers(t *testing.T) {
+	t.Parallel()
+	tc := storeWithCache(t, testClusterConfig{Shards: 1}, CacheOptions{})
+	ctx := context.Background()
+	u, err := tc.Store.CreateUser(ctx, NewUser{Email: "m@example.com", Name: "real"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := tc.Store.cache.(*Cache)
+	for name, payload := range map[string]string{
+		"not json":     "{not json",
+		"another user": `{"id":1,"email":"x@example.com","name":"impostor"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			cachePutRaw(t, cache, UserCacheKey(u.ID), &entry{payload: []byte(payload), expiry: time.Now().Add(time.Hour).UnixNano()}, time.Hour)
+			got, err := tc.Store.User(ctx, u.ID)
+			if err != nil || got.Name != "real" {
+				t.Errorf("User over a malformed cached value: got %+v, %v, want the shard's row", got, err)
+			}
+		})
+	}
+}
