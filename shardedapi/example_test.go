@@ -129,3 +129,53 @@ func ExampleGather() {
 	fmt.Println(g.Items, "partial:", g.Partial)
 	// Output: [s0 s1 s2] partial: false
 }
+
+// The hotspot report: rows, reads and writes per shard and per bucket, as
+// the CLI prints it with WriteText.
+func ExampleCluster_Hotspots() {
+	ctx := context.Background()
+	opts, drop := exampleDatabases()
+	defer drop()
+	if err := shardedapi.Migrate(ctx, opts); err != nil {
+		log.Fatal(err)
+	}
+	if err := shardedapi.Bootstrap(ctx, opts, shardedapi.Layout{Buckets: 64}); err != nil {
+		log.Fatal(err)
+	}
+	cluster, err := shardedapi.Open(ctx, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cluster.Close()
+	store := shardedapi.NewStore(cluster, shardedapi.StoreOptions{})
+	var first shardedapi.User
+	for i := range 30 {
+		u, err := store.CreateUser(ctx, shardedapi.NewUser{Email: fmt.Sprintf("user%d@example.com", i)})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if i == 0 {
+			first = u
+		}
+	}
+	for range 10 {
+		if _, err := store.User(ctx, first.ID); err != nil {
+			log.Fatal(err)
+		}
+	}
+	report, err := cluster.Hotspots(ctx, shardedapi.HotspotOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range report.Shards {
+		fmt.Printf("%s: %d buckets, %d rows, %d writes\n", s.Shard, s.Buckets, s.Rows, s.Writes)
+	}
+	hottest := report.HottestBuckets(1)[0]
+	// report.WriteText(os.Stdout, 10) prints all of it as aligned tables.
+	fmt.Println("hottest bucket holds user0:", hottest.Bucket == first.ID.Bucket(), "reads:", hottest.Reads)
+	// Output:
+	// s0: 22 buckets, 12 rows, 12 writes
+	// s1: 21 buckets, 9 rows, 9 writes
+	// s2: 21 buckets, 9 rows, 9 writes
+	// hottest bucket holds user0: true reads: 10
+}
