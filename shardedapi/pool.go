@@ -131,7 +131,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // tracer feeds dbMetrics from pgx's query and pool-acquire hooks.
 type tracer struct {
 	shard    string
-	count    atomic.Int64 // statements sent, for the hotspot report
+	count    atomic.Int64          // statements sent, for the hotspot report
 	queries  [2]prometheus.Counter // ok, error
 	acquires [2]prometheus.Counter
 	duration prometheus.Observer
