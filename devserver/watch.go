@@ -371,13 +371,13 @@ func (w *Watcher) readNotify(ctx context.Context) {
 				if !send(change{rel: rel}) {
 					return
 				}
-			case ev.Has(fsnotify.Write):
+			case ev.Has(fsnotify.Write), ev.Has(fsnotify.Chmod):
+				// Chmod covers `touch`, which people use to force a rebuild;
+				// the builder finds the content unchanged and nothing reloads.
 				if !send(change{rel: rel}) {
 					return
 				}
 			}
-			// Chmod alone is ignored: inotify sends it for every delete and
-			// for attribute-only changes that do not alter content.
 		}
 	}
 }

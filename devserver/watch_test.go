@@ -146,6 +146,17 @@ func TestWatchAtomicRenameSave(t *testing.T) {
 	expectNext(t, w, "css/site.css")
 }
 
+func TestWatchTouch(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"index.html": "<p>x</p>"})
+	w := startWatcher(t, WatchOptions{Root: root})
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(root, "index.html"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	expectNext(t, w, "index.html")
+}
+
 func TestWatchBurstIsOneBatch(t *testing.T) {
 	root := t.TempDir()
 	// A quiet window long enough that a loaded, race-enabled machine never
