@@ -115,3 +115,29 @@ func TestInvalidationPaths(t *testing.T) {
 		})
 	}
 }
+
+// Pages the site dropped are deleted after the new pages are live, and
+// invalidated; assets they used stay for the grace period.
+func TestDroppedPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	cdn := &recorder{}
+	d := e.deployer(e.store(e.s3.Endpoint), uploader.Options{Invalidators: []uploader.Invalidator{cdn}})
+	dir0, m0 := site(t, testsite.Spec{Pages: 10})
+	dir1, m1 := site(t, testsite.Spec{Pages: 8})
+	for _, dir := range []string{dir0, dir1} {
+		if _, err := d.Deploy(ctx, dir); err != nil {
+			t.Fatalf("deploy: %v", err)
+		}
+	}
+	objs := e.checkPublished("", m1)
+	for _, src := range []string{"docs/s1/p8.html", "docs/s2/p9.html"} {
+		if _, ok := objs[m0.Files[src].Path]; ok {
+			t.Errorf("dropped page %s is still published", src)
+		}
+	}
+	if got, want := cdn.calls[1], []string{"/docs/s1/p8.html", "/docs/s2/p9.html"}; !slices.Equal(got, want) {
+		t.Errorf("invalidated %v, want %v", got, want)
+	}
+}

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -238,20 +240,31 @@ func TestDeployHelperProcess(t *testing.T) {
 	if args == "" {
 		return
 	}
-	os.Exit(Run(context.Background(), strings.Split(args, "\x1f"), os.Stdin, os.Stdout, os.Stderr))
+	// Like cmd/assetctl: Ctrl-C (SIGINT) cancels the context.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := Run(ctx, strings.Split(args, "\x1f"), os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// Point 4: kill -9 the deploy at random moments; after every kill no
-// published page references a missing asset, and a rerun completes.
+// Points 4 and 10: interrupt the deploy at random moments, alternately
+// with Ctrl-C (SIGINT: the command stops between steps and says so) and
+// kill -9; after every interruption no published page references a
+// missing asset, and a rerun completes.
 func TestDeployKilled(t *testing.T) {
 	e := newDeployEnv(t)
 	proxy := testsvc.StartFaultProxy(t, e.s3.Endpoint, testsvc.FaultOptions{Slow: 0.5, Delay: 60 * time.Millisecond})
-	dir0, _ := writeSite(t, testsite.Spec{Pages: 30, Images: 60})
-	edits := map[int]string{}
-	for i := range 60 {
-		edits[i] = "v1"
+	// Every run deploys a new build whose images all changed, so each one
+	// has a full asset step to interrupt, starting from whatever state the
+	// previous interruption left.
+	version := func(v int) (string, *manifest.Manifest) {
+		edits := map[int]string{}
+		for i := range 60 {
+			edits[i] = fmt.Sprintf("v%d", v)
+		}
+		return writeSite(t, testsite.Spec{Pages: 30, Images: 60, Version: v, ImageEdits: edits})
 	}
-	dir1, m1 := writeSite(t, testsite.Spec{Pages: 30, Images: 60, Version: 1, ImageEdits: edits})
+	dir0, _ := version(0)
 	args := func(dir string) []string {
 		return []string{"deploy", dir, "--bucket", "s3://" + testBucket + "/site", "--endpoint", proxy.URL, "--concurrency", "4"}
 	}
@@ -260,29 +273,38 @@ func TestDeployKilled(t *testing.T) {
 	}
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	interrupted := 0
-	for i := range 6 {
+	var dir1 string
+	var m1 *manifest.Manifest
+	for i := range 8 {
+		dir1, m1 = version(i + 1)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestDeployHelperProcess$")
 		cmd.Env = append(os.Environ(), "ASSETCTL_TEST_DEPLOY_ARGS="+strings.Join(args(dir1), "\x1f"))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		delay := time.Duration(100+rnd.IntN(1200)) * time.Millisecond
+		sig := syscall.SIGKILL
+		if i%2 == 0 {
+			sig = syscall.SIGINT
+		}
 		select {
 		case <-done:
-			t.Logf("kill %d: deploy finished before %v", i, delay)
+			t.Logf("run %d: deploy finished before %v", i, delay)
 		case <-time.After(delay):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
+			_ = cmd.Process.Signal(sig)
+			err := <-done
 			interrupted++
+			if sig == syscall.SIGINT && err != nil && !strings.Contains(stderr.String(), "run the same command again") {
+				t.Errorf("run %d: Ctrl-C exit %v with stderr %q, want the advice to rerun", i, err, stderr.String())
+			}
 		}
 		pages, keys, _ := e.published(t, "site/")
 		if broken := testsite.BrokenPages(pages, keys); len(broken) > 0 {
 			t.Fatalf("after kill %d at %v: pages reference missing assets: %v", i, delay, broken)
-		}
-		if i >= 3 && interrupted == 0 {
-			break // the machine is fast enough that no kill landed mid-deploy
 		}
 	}
 	if interrupted == 0 {
@@ -297,10 +319,69 @@ func TestDeployKilled(t *testing.T) {
 			t.Errorf("after the rerun %s is missing", o.Path)
 		}
 	}
-	if body := string(pages["index.html"]); !strings.Contains(body, "v1") {
-		t.Errorf("after the rerun index.html is %q, want version 1", body)
+	if body, want := string(pages["index.html"]), "v8</title>"; !strings.Contains(body, want) {
+		t.Errorf("after the rerun index.html is %q, want version 8", body)
 	}
 	if broken := testsite.BrokenPages(pages, keys); len(broken) > 0 {
 		t.Errorf("after the rerun: %v", broken)
+	}
+}
+
+// Points 7, 8 and 9 through the command: --dry-run prints the plan with
+// headers and writes nothing, CI gets plain progress lines and a summary,
+// and --rollback [BUILD_ID] republishes an earlier build's pages.
+func TestDeployDryRunRollback(t *testing.T) {
+	e := newDeployEnv(t)
+	dir0, m0 := writeSite(t, testsite.Spec{})
+	dir1, m1 := writeSite(t, testsite.Spec{Version: 1})
+	base := []string{"--bucket", "s3://" + testBucket + "/site", "--endpoint", e.s3.Endpoint}
+	deploy := func(args ...string) (string, string) {
+		t.Helper()
+		code, stdout, stderr := run(t, append(append([]string{"deploy"}, args...), base...)...)
+		if code != 0 {
+			t.Fatalf("deploy %v: exit %d: %s", args, code, stderr)
+		}
+		return stdout, stderr
+	}
+
+	plan, _ := deploy(dir0, "--dry-run")
+	for _, want := range []string{"1. assets: 22", "Cache-Control: public, max-age=31536000, immutable",
+		"Content-Type: text/html; charset=utf-8", "2. deploy record: site/.assetctl/deploys/", "5. invalidate: 14 paths", "  /docs/\n",
+		"dry run: nothing was changed"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("dry-run plan lacks %q:\n%s", want, plan)
+		}
+	}
+	if _, keys, _ := e.published(t, ""); len(keys) != 0 {
+		t.Fatalf("dry run published %d objects", len(keys))
+	}
+
+	summary, progress := deploy(dir0)
+	if !strings.Contains(progress, "assets: 22 files") || !strings.Contains(progress, "pages: 11 files") {
+		t.Errorf("progress on a non-terminal: got %q, want one line per step", progress)
+	}
+	if !strings.Contains(summary, "deployed build "+m0.BuildID) || !strings.Contains(summary, "uploaded 33 files") {
+		t.Errorf("summary: got %q, want the build and 33 uploads", summary)
+	}
+	deploy(dir1)
+	if out, _ := deploy(dir1); !strings.Contains(out, "nothing to do") {
+		t.Errorf("no-change redeploy summary: got %q, want nothing to do", out)
+	}
+
+	out, _ := deploy("--rollback")
+	if !strings.Contains(out, "rollback to build "+m0.BuildID) {
+		t.Errorf("--rollback: got %q, want a rollback to %s", out, m0.BuildID)
+	}
+	pages, _, _ := e.published(t, "site/")
+	if !strings.Contains(string(pages["index.html"]), "v0") {
+		t.Errorf("after --rollback index.html is %q, want version 0", pages["index.html"])
+	}
+	deploy("--rollback", m1.BuildID)
+	pages, keys, _ := e.published(t, "site/")
+	if !strings.Contains(string(pages["index.html"]), "v1") {
+		t.Errorf("after --rollback %s index.html is %q, want version 1", m1.BuildID, pages["index.html"])
+	}
+	if broken := testsite.BrokenPages(pages, keys); len(broken) > 0 {
+		t.Errorf("after rollbacks: %v", broken)
 	}
 }
