@@ -50,7 +50,9 @@
       msg.append(loc, text);
       if (e.lineText) {
         const pre = document.createElement("pre");
-        const caret = e.column ? "\n" + " ".repeat(Math.max(0, e.column - 1)) + "^" : "";
+        // Keep tabs so the caret lines up under indented code.
+        const pad = e.lineText.slice(0, Math.max(0, e.column - 1)).replace(/[^\t]/g, " ");
+        const caret = e.column ? "\n" + pad + "^" : "";
         pre.textContent = e.lineText + caret;
         msg.append(pre);
       }
@@ -58,9 +60,12 @@
     }
     const hint = document.createElement("div");
     hint.className = "hint";
-    hint.textContent = "Fix the file and save: this overlay goes away by itself.";
+    hint.textContent = "Fix the file and save: this overlay goes away by itself. Click outside it to look at the page meanwhile.";
     panel.append(hint);
     backdrop.append(panel);
+    backdrop.addEventListener("click", (ev) => {
+      if (ev.target === backdrop) hideOverlay();
+    });
     root.append(style, backdrop);
     document.documentElement.append(host);
   }
