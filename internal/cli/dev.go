@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,11 +83,22 @@ is not used in dev, assets are served locally.`,
 			}
 			defer b.Close()
 
+			// Settings are read once; an edit to the config file is only
+			// pointed out.
+			configRel := ""
+			if file.Path != "" {
+				if r, err := filepath.Rel(site, file.Path); err == nil && !strings.HasPrefix(r, "..") {
+					configRel = filepath.ToSlash(r)
+				}
+			}
 			srv, err := devserver.New(devserver.Options{
 				SiteDir: site, OutDir: out, Builder: b, AllowedHosts: allowedHosts, Logger: e.log,
 				Watch: devserver.WatchOptions{Debounce: debounce, Poll: poll, PollInterval: pollInterval, Ignore: ignores},
 				OnRebuild: func(r devserver.Rebuild) {
 					fmt.Fprintln(e.stdout, r.String())
+					if configRel != "" && slices.Contains(r.Changed, configRel) {
+						fmt.Fprintf(e.stdout, "assetctl dev: %s changed: restart assetctl dev to apply it\n", configRel)
+					}
 				},
 			})
 			if err != nil {

@@ -96,6 +96,9 @@ func TestDevServesRebuildsAndStops(t *testing.T) {
 	waitOutput(t, &stdout, "css/site.css: built in")
 	waitOutput(t, &stdout, "styles swapped in 0 tabs")
 
+	writeDevFiles(t, site, map[string]string{"assetctl.yaml": "build:\n  sri: true\ndev:\n  debounce: 20ms\n"})
+	waitOutput(t, &stdout, "assetctl dev: assetctl.yaml changed: restart assetctl dev to apply it\n")
+
 	writeDevFiles(t, site, map[string]string{"index.html": `<img src="img/missing.png">`})
 	waitOutput(t, &stdout, "index.html: build failed in")
 	waitOutput(t, &stdout, "\n  index.html:1:")
