@@ -140,7 +140,10 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	c.stats = newBucketStats(c.table.Load().buckets)
 	if opts.RefreshInterval > 0 {
-		c.wg.Go(func() { c.refreshLoop(opts.RefreshInterval) })
+		// The loop outlives Open's ctx (keeping its values, not its
+		// deadline) and ends at Close.
+		bg := context.WithoutCancel(ctx)
+		c.wg.Go(func() { c.refreshLoop(bg, opts.RefreshInterval) })
 	}
 	ok = true
 	return c, nil
@@ -178,7 +181,7 @@ func (c *Cluster) checkShardSchemas(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Cluster) refreshLoop(every time.Duration) {
+func (c *Cluster) refreshLoop(bg context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -186,9 +189,9 @@ func (c *Cluster) refreshLoop(every time.Duration) {
 		case <-c.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
+			ctx, cancel := context.WithTimeout(bg, every)
 			if err := c.Refresh(ctx); err != nil {
-				c.log.Warn("refresh bucket map; keeping the previous one", "err", err)
+				c.log.WarnContext(ctx, "refresh bucket map; keeping the previous one", "err", err)
 			}
 			cancel()
 		}

@@ -211,6 +211,14 @@ func TestMoveBucketsVersionsTheMap(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t, testClusterConfig{Layout: Layout{Buckets: 16}})
 	ctx := context.Background()
+	// A process refreshing in the background follows the move by itself.
+	watcherOpts := tc.Options
+	watcherOpts.RefreshInterval = 50 * time.Millisecond
+	watcher, err := Open(ctx, watcherOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
 	from, _ := tc.Cluster.ShardOfBucket(4)
 	to := "s0"
 	if from.Name() == to {
@@ -231,6 +239,12 @@ func TestMoveBucketsVersionsTheMap(t *testing.T) {
 	if err := tc.Cluster.Catalog().QueryRow(ctx, `SELECT count(*) FROM bucket_map a JOIN bucket_map b USING (bucket)
 		WHERE a.version = 1 AND b.version = 2 AND a.shard <> b.shard`).Scan(&changed); err != nil || changed != 1 {
 		t.Errorf("buckets changed between versions: got %d, %v, want 1", changed, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); watcher.MapVersion() != 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, _ := watcher.ShardOfBucket(4); watcher.MapVersion() != 2 || got.Name() != to {
+		t.Errorf("background refresh: got version %d with bucket 4 on %s, want version 2 with it on %s", watcher.MapVersion(), got.Name(), to)
 	}
 	// Another process picks the new version up on open.
 	other, err := Open(ctx, tc.Options)
