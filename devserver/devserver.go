@@ -338,10 +338,10 @@ func (s *Server) rebuild(ctx context.Context, b Batch, initial bool) {
 	if prev != nil {
 		oldManifest = prev.manifest
 	}
+	// The first build has no predecessor, so plan says reload; no stream is
+	// open yet, and a tab left open across a restart catches up through the
+	// build ID in the hello it gets on reconnecting.
 	action, sheets := plan(b, oldManifest, m)
-	if initial {
-		action = ActionReload // a tab left open across a restart catches up
-	}
 	s.hub.setState(message{BuildID: next.buildID})
 	switch action {
 	case ActionCSS:
