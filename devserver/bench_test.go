@@ -98,6 +98,7 @@ func exampleDev(b *testing.B, opts Options) *devServer {
 	}
 	b.Cleanup(func() { bl.Close() })
 	opts.SiteDir, opts.OutDir, opts.Builder = site, out, bl
+	opts.Watch.Debounce = DefaultDebounce
 	return startDev(b, opts)
 }
 

@@ -46,6 +46,12 @@ func startDevOn(t testing.TB, opts Options, addr string) *devServer {
 	}
 	d := &devServer{Site: site, Rebuilds: make(chan Rebuild, 1000)}
 	opts.SiteDir = site
+	if opts.Watch.Debounce == 0 {
+		// Tests make one change at a time and wait for it: a wide quiet
+		// window keeps a loaded machine from splitting one change in two.
+		// Benchmarks pass DefaultDebounce to measure what users get.
+		opts.Watch.Debounce = 100 * time.Millisecond
+	}
 	if opts.Builder == nil {
 		d.Builder = newCopyBuilder(t, site)
 		opts.OutDir, opts.Builder = d.Builder.out, d.Builder
@@ -103,9 +109,27 @@ func (d *devServer) nextRebuild(t testing.TB) Rebuild {
 	return Rebuild{}
 }
 
+// write saves a site file the way most editors do, writing a temp file and
+// renaming it over the old one, so no rebuild can see it half-written.
 func (d *devServer) write(t testing.TB, name, content string) {
 	t.Helper()
-	writeFiles(t, d.Site, map[string]string{name: content})
+	p := filepath.Join(d.Site, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func get(t *testing.T, url string, header ...string) (*http.Response, string) {

@@ -31,7 +31,7 @@ type WatchOptions struct {
 	Ignore []string
 	// Debounce is how long the tree must be quiet after a change before a
 	// batch is delivered, so a burst (git checkout, a formatter run) becomes
-	// one batch. Default 30ms.
+	// one batch. Default DefaultDebounce (30ms).
 	Debounce time.Duration
 	// MaxDelay caps how long a batch waits for quiet while changes keep
 	// coming, so a never-ending stream still rebuilds. Default 2s.
@@ -45,6 +45,11 @@ type WatchOptions struct {
 	// Logger receives debug detail. Default: discard.
 	Logger *slog.Logger
 }
+
+// DefaultDebounce is the quiet time that ends a burst of changes when
+// WatchOptions.Debounce is zero: long enough for an editor's save or a git
+// checkout to land in one batch, short enough not to be felt.
+const DefaultDebounce = 30 * time.Millisecond
 
 // Batch is a set of changed paths delivered by a Watcher.
 type Batch struct {
@@ -149,7 +154,7 @@ func NewWatcher(ctx context.Context, opts WatchOptions) (*Watcher, error) {
 		return nil, err
 	}
 	if opts.Debounce <= 0 {
-		opts.Debounce = 30 * time.Millisecond
+		opts.Debounce = DefaultDebounce
 	}
 	if opts.MaxDelay <= 0 {
 		opts.MaxDelay = 2 * time.Second
