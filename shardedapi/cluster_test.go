@@ -485,3 +485,45 @@ func TestConcurrentMigrate(t *testing.T) {
 		}
 	}
 }
+
+// Adding a shard: the plan moves only the new shard's share of buckets,
+// and afterwards every shard holds an even share.
+func TestAddShardAndRebalance(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, testClusterConfig{Layout: Layout{Buckets: 16, Regions: []Region{{Buckets: 16, Shards: []string{"s0", "s1"}}}}})
+	ctx := context.Background()
+	if plan, err := tc.Cluster.PlanRebalance(ctx); err != nil || len(plan) != 0 {
+		t.Fatalf("plan of a balanced map: got %v, %v, want no moves", plan, err)
+	}
+	if err := tc.Cluster.AddShard(ctx, "s2", ""); err != nil {
+		t.Fatalf("AddShard: %v", err)
+	}
+	plan, err := tc.Cluster.PlanRebalance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan) != 5 {
+		t.Errorf("moves to spread 16 buckets over 3 shards: got %d (%v), want 5", len(plan), plan)
+	}
+	for b, to := range plan {
+		if to != "s2" {
+			t.Errorf("bucket %d moves to %s, want every move onto the new shard s2", b, to)
+		}
+	}
+	if _, err := tc.Cluster.MoveBuckets(ctx, plan, "add s2"); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for b := range 16 {
+		s, _ := tc.Cluster.ShardOfBucket(b)
+		count[s.Name()]++
+	}
+	for s, n := range count {
+		if n < 5 || n > 6 {
+			t.Errorf("buckets on %s after rebalance: got %d, want 5 or 6", s, n)
+		}
+	}
+	if err := tc.Cluster.AddShard(ctx, "nope", ""); err == nil {
+		t.Errorf("AddShard of an unconfigured shard: got nil, want an error")
+	}
+}

@@ -22,6 +22,13 @@
 //     overrides the strategy, to give one big tenant its own bucket and
 //     later move it alone.
 //
+// Adding a shard: configure its DSN in every process, [Migrate], then
+// [Cluster.AddShard]; [Cluster.PlanRebalance] proposes the fewest moves
+// that even out the buckets; copy those buckets' rows (every sharded table
+// has a bucket column, derived from the ID), [Cluster.MoveBuckets] to
+// switch, and delete the copies left behind (the hotspot report counts
+// them as Stray).
+//
 // Regions ([Layout.Regions]) give data residency: each region owns a fixed
 // slice of the buckets, spread over its own shards, and a bucket can never
 // be moved to another region's shard. A key with Region "eu" lands only on
