@@ -131,7 +131,7 @@ is not used in dev, assets are served locally.`,
 	f.BoolVar(&open, "open", false, "open the site in the default browser")
 	f.BoolVar(&poll, "poll", false, "poll the file system for changes instead of using inotify")
 	f.DurationVar(&pollInterval, "poll-interval", 300*time.Millisecond, "how often --poll looks for changes")
-	f.DurationVar(&debounce, "debounce", 30*time.Millisecond, "quiet time that ends a burst of changes before a rebuild")
+	f.DurationVar(&debounce, "debounce", devserver.DefaultDebounce, "quiet time that ends a burst of changes before a rebuild")
 	f.StringArrayVar(&allowedHosts, "allowed-host", nil, "extra Host header name to accept, besides localhost and IP addresses (repeatable)")
 	f.StringArrayVar(&ignores, "ignore", nil, "glob of paths whose changes never rebuild, relative to SITE_DIR (repeatable)")
 	return cmd
