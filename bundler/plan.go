@@ -128,7 +128,6 @@ var codeExts = map[string]bool{".js": true, ".mjs": true, ".cjs": true, ".ts": t
 
 // plan scans the site, bundles the entry points, and lays out the nodes.
 func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, error) {
-	p := &plan{files: files, bySource: map[string]*node{}, entries: map[string]*node{}, byES: map[string]*node{}}
 	var pages, sheets, manifests, scripts []string
 	for rel := range files {
 		switch ext := strings.ToLower(path.Ext(rel)); {
@@ -143,32 +142,76 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 		}
 	}
 	scans := map[string]scanEntry{}
-	var mu sync.Mutex
-	scanAll := func(rels []string, mode nodeMode) error {
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(b.workers)
-		for _, rel := range rels {
-			g.Go(func() error {
-				se, err := b.scan(gctx, files[rel], mode)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				scans[rel] = se
-				mu.Unlock()
-				return nil
-			})
-		}
-		return g.Wait()
-	}
-	if err := scanAll(pages, modePage); err != nil {
+	if err := b.scanAll(ctx, files, pages, modePage, scans); err != nil {
 		return nil, err
 	}
-	// Pages name the entry points and web manifests.
-	entrySet := map[string]bool{}
-	manifestSet := map[string]bool{}
+	entrySet, manifestSet, msgs := b.discover(files, pages, manifests, scans)
+	if err := b.scanAll(ctx, files, sheets, modeCSS, scans); err != nil {
+		return nil, err
+	}
+	if err := b.scanAll(ctx, files, sortedKeys(manifestSet), modeWebManifest, scans); err != nil {
+		return nil, err
+	}
+	if err := b.scanAll(ctx, files, scripts, modeJSMap, scans); err != nil {
+		return nil, err
+	}
+	b.scans = scans
+	referenced, refMsgs := b.checkRefs(files, scans)
+	if msgs = append(msgs, refMsgs...); len(msgs) > 0 {
+		sortMessages(msgs)
+		return nil, &BuildError{Messages: msgs}
+	}
+	es := &esResult{outputs: map[string]*esOutput{}, inputs: map[string]bool{}}
+	if len(entrySet) > 0 {
+		var err error
+		if es, err = b.bundle(ctx, sortedKeys(entrySet)); err != nil {
+			return nil, err
+		}
+	}
+	p := &plan{files: files, bySource: map[string]*node{}, entries: map[string]*node{}, byES: map[string]*node{}}
+	b.addSourceNodes(p, scans, es, entrySet, manifestSet, referenced)
+	p.addBundleNodes(es, entrySet)
+	b.linkSources(p)
+	for _, n := range p.bySource {
+		p.nodes = append(p.nodes, n)
+	}
+	for _, n := range p.byES {
+		p.nodes = append(p.nodes, n)
+	}
+	sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].key < p.nodes[j].key })
+	groupCycles(p.nodes)
+	if err := findCycle(p.nodes); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// scanAll scans files of one mode in parallel into scans.
+func (b *Builder) scanAll(ctx context.Context, files map[string]*srcFile, rels []string, mode nodeMode, scans map[string]scanEntry) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.workers)
+	for _, rel := range rels {
+		g.Go(func() error {
+			se, err := b.scan(gctx, files[rel], mode)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			scans[rel] = se
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// discover reads the entry points and web manifests off the pages, adds
+// the configured entry points, and reports those that do not exist.
+func (b *Builder) discover(files map[string]*srcFile, pages, manifests []string, scans map[string]scanEntry) (entries, webManifests map[string]bool, msgs []Message) {
+	entries, webManifests = map[string]bool{}, map[string]bool{}
 	for _, m := range manifests {
-		manifestSet[m] = true
+		webManifests[m] = true
 	}
 	for _, pg := range pages {
 		for _, r := range scans[pg].refs {
@@ -178,40 +221,30 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 			}
 			switch r.Kind {
 			case refEntry:
-				entrySet[lr.target] = true
+				entries[lr.target] = true
 			case refManifest:
 				if ext := path.Ext(lr.target); ext == ".json" || ext == ".webmanifest" {
-					manifestSet[lr.target] = true
+					webManifests[lr.target] = true
 				}
 			}
 		}
 	}
-	var msgs []Message
 	for _, e := range b.opts.Entries {
 		rel := path.Clean(strings.TrimPrefix(filepathToSlash(e), "./"))
 		if _, ok := files[rel]; !ok {
 			msgs = append(msgs, Message{Text: fmt.Sprintf("entry point %q not found in the site directory", e)})
 			continue
 		}
-		entrySet[rel] = true
+		entries[rel] = true
 	}
-	manifests = manifests[:0]
-	for m := range manifestSet {
-		manifests = append(manifests, m)
-	}
-	if err := scanAll(sheets, modeCSS); err != nil {
-		return nil, err
-	}
-	if err := scanAll(manifests, modeWebManifest); err != nil {
-		return nil, err
-	}
-	if err := scanAll(scripts, modeJSMap); err != nil {
-		return nil, err
-	}
-	b.scans = scans
+	return entries, webManifests, msgs
+}
 
-	// Check every reference once, collecting all problems.
+// checkRefs resolves every reference once, collecting every problem, and
+// returns the set of files referenced other than as entry points.
+func (b *Builder) checkRefs(files map[string]*srcFile, scans map[string]scanEntry) (map[string]bool, []Message) {
 	referenced := map[string]bool{}
+	var msgs []Message
 	for rel, se := range scans {
 		for _, r := range se.refs {
 			lr := b.lookup(files, rel, r)
@@ -228,37 +261,28 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 			}
 		}
 	}
-	if len(msgs) > 0 {
-		sortMessages(msgs)
-		return nil, &BuildError{Messages: msgs}
-	}
+	return referenced, msgs
+}
 
-	// Bundle.
-	es := &esResult{outputs: map[string]*esOutput{}, inputs: map[string]bool{}}
-	if len(entrySet) > 0 {
-		entries := sortedKeys(entrySet)
-		var err error
-		if es, err = b.bundle(ctx, entries); err != nil {
-			return nil, err
-		}
-	}
-
-	// Nodes for source files.
-	for rel, f := range files {
+// addSourceNodes makes a node for every source file that has an output of
+// its own: pages, assets, stylesheets, web manifests. Bundled sources and
+// TypeScript do not.
+func (b *Builder) addSourceNodes(p *plan, scans map[string]scanEntry, es *esResult, entries, webManifests, referenced map[string]bool) {
+	for rel, f := range p.files {
 		ext := strings.ToLower(path.Ext(rel))
 		n := &node{key: rel, src: f, kind: manifest.KindAsset, done: make(chan struct{})}
 		switch {
 		case isPage(rel):
 			n.mode, n.kind, n.keepName = modePage, manifest.KindPage, true
-		case entrySet[rel] || entryExts[ext]:
+		case entries[rel] || entryExts[ext]:
 			continue // bundled: the entry node comes from esbuild's output
 		case es.inputs[rel] && codeExts[ext] && !referenced[rel]:
 			continue // consumed by a bundle and not used on its own
 		case ext == ".css":
 			n.mode = modeCSS
-		case manifestSet[rel]:
+		case webManifests[rel]:
 			n.mode = modeWebManifest
-		case scans[rel].jsMap != nil && referencedMap(b, files, rel, scans[rel].jsMap):
+		case scans[rel].jsMap != nil && referencedMap(b, p.files, rel, scans[rel].jsMap):
 			n.mode = modeJSMap
 			n.jsMap = scans[rel].jsMap
 		}
@@ -269,18 +293,24 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 				n.keepName, n.kind = true, manifest.KindStatic
 			}
 		}
-		n.refs = scans[rel].refs
+		if n.mode != modePlain {
+			n.refs = scans[rel].refs
+		}
 		p.bySource[rel] = n
 	}
+}
 
-	// Nodes for bundle outputs.
+// addBundleNodes makes a node for every esbuild output and links each to
+// the outputs it names: imports, its source map, its stylesheet, and files
+// esbuild copied.
+func (p *plan) addBundleNodes(es *esResult, entries map[string]bool) {
 	for _, name := range sortedKeys(es.outputs) {
 		o := es.outputs[name]
 		n := &node{key: name, mode: modeBundle, es: o, kind: manifest.KindAsset, done: make(chan struct{})}
 		switch {
 		case isMap(name):
 			n.kind = manifest.KindSourceMap
-		case o.entry != "" && entrySet[o.entry]:
+		case o.entry != "" && entries[o.entry]:
 			n.kind, n.key = manifest.KindEntry, o.entry
 			p.entries[o.entry] = n
 		case path.Ext(name) == ".js":
@@ -326,11 +356,15 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 		}
 		sort.Slice(n.deps, func(i, j int) bool { return n.deps[i].es.rel < n.deps[j].es.rel })
 	}
-	// Dependencies of rewritable sources.
+}
+
+// linkSources makes every rewritable source depend on the nodes its
+// references lead to, and on the stylesheets of the entry points it loads.
+func (b *Builder) linkSources(p *plan) {
 	for _, n := range p.bySource {
 		seen := map[*node]bool{}
 		for _, r := range n.refs {
-			lr := b.lookup(files, n.src.rel, r)
+			lr := b.lookup(p.files, n.src.rel, r)
 			if lr.target == "" {
 				continue
 			}
@@ -348,18 +382,6 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 			}
 		}
 	}
-	for _, n := range p.bySource {
-		p.nodes = append(p.nodes, n)
-	}
-	for _, n := range p.byES {
-		p.nodes = append(p.nodes, n)
-	}
-	sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].key < p.nodes[j].key })
-	groupCycles(p.nodes)
-	if err := findCycle(p.nodes); err != nil {
-		return nil, err
-	}
-	return p, nil
 }
 
 // referencedMap reports whether a script's sourceMappingURL names a file
