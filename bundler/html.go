@@ -183,7 +183,7 @@ func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute,
 		}
 		var nv string
 		switch s.name {
-		case "srcset":
+		case "srcset", "imagesrcset":
 			v, err := rewriteSrcset(val, aline, res)
 			if err != nil {
 				return err
@@ -305,6 +305,8 @@ func attrRefKind(tag, name string, rel map[string]bool, get func(string) (string
 		return refLink, true
 	case "srcset":
 		return refAsset, tag == "img" || tag == "source"
+	case "imagesrcset":
+		return refAsset, tag == "link"
 	case "poster":
 		return refAsset, tag == "video"
 	case "data":
