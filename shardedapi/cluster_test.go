@@ -372,7 +372,7 @@ func TestGatherFlagsSlowShardsAsPartial(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t, testClusterConfig{})
 	ctx := context.Background()
-	g, err := Gather(ctx, tc.Cluster, GatherOptions{PerShardTimeout: 300 * time.Millisecond}, func(ctx context.Context, s *Shard) ([]string, error) {
+	g, err := Gather(ctx, tc.Cluster, GatherOptions{PerShardTimeout: 1500 * time.Millisecond}, func(ctx context.Context, s *Shard) ([]string, error) {
 		sleep := 0.0
 		if s.Name() == "s1" {
 			sleep = 10

@@ -117,7 +117,7 @@ func ExampleGather() {
 	}
 	defer cluster.Close()
 
-	g, err := shardedapi.Gather(ctx, cluster, shardedapi.GatherOptions{PerShardTimeout: time.Second},
+	g, err := shardedapi.Gather(ctx, cluster, shardedapi.GatherOptions{PerShardTimeout: 5 * time.Second},
 		func(ctx context.Context, s *shardedapi.Shard) ([]string, error) {
 			var db string
 			err := s.Pool().QueryRow(ctx, `SELECT current_database()`).Scan(&db)
