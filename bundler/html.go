@@ -171,6 +171,7 @@ func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute,
 	var integrity string
 	var injected, preload []cssRef
 	sri := false
+	module := false // an entry point became an ES module bundle
 	for i, s := range spans {
 		if s.valStart < 0 {
 			continue
@@ -209,10 +210,33 @@ func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute,
 				integrity = r.Integrity
 				sri = r.Integrity != ""
 			}
+			if kind == refEntry && r.URL != "" {
+				module = true
+			}
 			injected, preload = r.CSS, r.Preload
 		}
 		if nv != val {
 			edits = append(edits, edit{s.valStart, s.valEnd, attrValue(nv, s.quote)})
+		}
+	}
+	if module {
+		// esbuild emits ES modules: a classic <script src="app.ts"> must
+		// become type=module or its imports would not run.
+		typeSpan := -1
+		for i, sp := range spans {
+			if sp.name == "type" {
+				typeSpan = i
+			}
+		}
+		switch {
+		case typeSpan < 0:
+			at := 1 + len(tag)
+			edits = append(edits, edit{at, at, []byte(` type="module"`)})
+		case !strings.EqualFold(strings.TrimSpace(attrs[typeSpan].Val), "module"):
+			sp := spans[typeSpan]
+			if sp.valStart >= 0 {
+				edits = append(edits, edit{sp.valStart, sp.valEnd, attrValue("module", sp.quote)})
+			}
 		}
 	}
 	if sri {
