@@ -95,6 +95,11 @@ func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, erro
 	if len(res.Errors) > 0 {
 		return nil, esbuildError(res.Errors)
 	}
+	if len(res.Warnings) > 0 {
+		for _, m := range esbuildError(res.Warnings).Messages {
+			b.log.Warn("esbuild: " + m.String())
+		}
+	}
 	var meta struct {
 		Inputs  map[string]json.RawMessage `json:"inputs"`
 		Outputs map[string]struct {
