@@ -151,9 +151,24 @@ func (d *Deployer) readRemote(ctx context.Context) (*remote, error) {
 	}
 	var mu sync.Mutex
 	var got []fetched
-	g, gctx := errgroup.WithContext(ctx)
+	// HeadBucket runs beside the listing: a missing bucket, denied access
+	// or a dead endpoint then fails at once with a clear message, instead of
+	// after the listing's retries.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	checked := make(chan error, 1)
+	go func() {
+		err := d.store.Check(lctx)
+		if errors.Is(err, ErrBucketNotFound) || errors.Is(err, ErrAccessDenied) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrNoCredentials) {
+			cancel()
+			checked <- err
+			return
+		}
+		checked <- nil // other failures (throttling, resets) are the listing's to retry
+	}()
+	g, gctx := errgroup.WithContext(lctx)
 	g.SetLimit(d.opts.Concurrency)
-	err := d.store.List(ctx, d.prefix, func(o Object) error {
+	err := d.store.List(lctx, d.prefix, func(o Object) error {
 		rel := strings.TrimPrefix(o.Key, d.prefix)
 		r.objects[rel] = o
 		if !isRecordKey(rel) {
@@ -176,11 +191,10 @@ func (d *Deployer) readRemote(ctx context.Context) (*remote, error) {
 		return nil
 	})
 	gerr := g.Wait()
+	if cerr := <-checked; cerr != nil {
+		return nil, cerr
+	}
 	if err != nil {
-		// Say why in the user's terms: no such bucket, access denied, no route.
-		if cerr := d.store.Check(ctx); cerr != nil {
-			return nil, cerr
-		}
 		return nil, err
 	}
 	if gerr != nil {

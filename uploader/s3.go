@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -55,6 +57,7 @@ type S3Options struct {
 // S3Store is a Store backed by the AWS SDK's S3 client.
 type S3Store struct {
 	client *s3.Client
+	creds  aws.CredentialsProvider
 	opts   S3Options
 }
 
@@ -90,6 +93,7 @@ func NewS3Store(ctx context.Context, opts S3Options) (*S3Store, error) {
 	})
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
+		config.WithLogger(logging.Nop{}), // errors come back as values; the SDK must not print
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = opts.MaxAttempts
@@ -121,11 +125,15 @@ func NewS3Store(ctx context.Context, opts S3Options) (*S3Store, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	})
-	return &S3Store{client: client, opts: opts}, nil
+	return &S3Store{client: client, creds: cfg.Credentials, opts: opts}, nil
 }
 
-// Check implements Store with HeadBucket.
+// Check implements Store: credentials first, then HeadBucket.
 func (s *S3Store) Check(ctx context.Context) error {
+	if _, err := s.creds.Retrieve(ctx); err != nil {
+		return fmt.Errorf("find AWS credentials: none in the environment, shared profile, SSO, web identity or instance role "+
+			"(set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): %w", ErrNoCredentials)
+	}
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.opts.Bucket}, func(o *s3.Options) {
 		// A wrong endpoint or bucket should fail fast, not after a minute of retries.
 		o.RetryMaxAttempts = 2
@@ -134,8 +142,8 @@ func (s *S3Store) Check(ctx context.Context) error {
 		return nil
 	}
 	var apiErr smithy.APIError
-	var netErr net.Error
 	var opErr *net.OpError
+	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NotFound" || apiErr.ErrorCode() == "NoSuchBucket"):
 		return fmt.Errorf("bucket %q does not exist: check --bucket (and --region/--endpoint): %w", s.opts.Bucket, ErrBucketNotFound)
@@ -143,15 +151,26 @@ func (s *S3Store) Check(ctx context.Context) error {
 		apiErr.ErrorCode() == "InvalidAccessKeyId" || apiErr.ErrorCode() == "SignatureDoesNotMatch"):
 		return fmt.Errorf("access to bucket %q denied (%s): check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...) and their permissions: %w",
 			s.opts.Bucket, apiErr.ErrorCode(), ErrAccessDenied)
-	case errors.As(err, &opErr) || errors.As(err, &netErr):
+	case errors.As(err, &dnsErr) || (errors.As(err, &opErr) && errors.Is(err, syscall.ECONNREFUSED)):
 		where := s.opts.Endpoint
 		if where == "" {
 			where = "S3"
 		}
-		return fmt.Errorf("reach %s for bucket %q: %w (check --endpoint and the network)", where, s.opts.Bucket, err)
+		var cause error = opErr
+		if dnsErr != nil {
+			cause = dnsErr
+		}
+		return fmt.Errorf("reach %s for bucket %q: %w (check --endpoint and the network): %w", where, s.opts.Bucket, cause, ErrUnreachable)
 	}
 	return fmt.Errorf("check bucket %q: %w", s.opts.Bucket, err)
 }
+
+// ErrNoCredentials means the AWS default chain found no credentials.
+var ErrNoCredentials = errors.New("no AWS credentials")
+
+// ErrUnreachable means the store's endpoint refused the connection or its
+// name does not resolve.
+var ErrUnreachable = errors.New("store unreachable")
 
 // ErrBucketNotFound means the bucket does not exist (or is in another region).
 var ErrBucketNotFound = errors.New("bucket not found")

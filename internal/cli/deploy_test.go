@@ -107,6 +107,8 @@ func TestDeployBadInput(t *testing.T) {
 		{"bucket not s3 URL", []string{"deploy", good, "--bucket", testBucket, "--endpoint", ep}, nil, "want s3://BUCKET[/PREFIX]"},
 		{"missing bucket", []string{"deploy", good, "--bucket", "s3://no-such-bucket/site", "--endpoint", ep}, nil, `bucket "no-such-bucket" does not exist`},
 		{"access denied", []string{"deploy", good, "--bucket", "s3://" + testBucket, "--endpoint", ep}, map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong"}, "denied"},
+		{"no credentials", []string{"deploy", good, "--bucket", "s3://" + testBucket, "--endpoint", ep},
+			map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_EC2_METADATA_DISABLED": "true"}, "find AWS credentials"},
 		{"bad endpoint", []string{"deploy", good, "--bucket", "s3://" + testBucket, "--endpoint", deadEndpoint}, nil, "check --endpoint"},
 		{"endpoint not a URL", []string{"deploy", good, "--bucket", "s3://" + testBucket, "--endpoint", "localhost:9000"}, nil, "--endpoint \"localhost:9000\": want an http:// or https:// URL"},
 		{"bad glob", []string{"deploy", good, "--bucket", "s3://" + testBucket, "--endpoint", ep, "--config", badRules}, nil, `deploy.rules[0]: match "img/[a-" is not a valid glob`},
