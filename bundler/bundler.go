@@ -98,16 +98,18 @@ var wellKnown = []string{
 // Builder builds one site into one output directory, again and again.
 // Its methods must not be called concurrently.
 type Builder struct {
-	opts     Options
-	site     string // absolute
-	siteReal string // absolute, symlinks resolved
-	out      string // absolute
-	base     string // BaseURL with a trailing slash, or ""
-	keep     []string
-	target   api.Target
-	engines  []api.Engine
-	workers  int
-	log      *slog.Logger
+	opts      Options
+	site      string // absolute, symlinks resolved: what is walked
+	siteReal  string // the same; kept apart for escape checks
+	siteGiven string // absolute, as given (for change hints)
+	out       string // absolute
+	outReal   string // absolute, parent's symlinks resolved (to skip it inside the site)
+	base      string // BaseURL with a trailing slash, or ""
+	keep      []string
+	target    api.Target
+	engines   []api.Engine
+	workers   int
+	log       *slog.Logger
 
 	mu      sync.Mutex
 	closed  bool
@@ -154,10 +156,17 @@ func New(opts Options) (*Builder, error) {
 	if out == site || out == siteReal || within(site, out) || within(siteReal, out) {
 		return nil, fmt.Errorf("output directory %s contains the site directory %s: choose another -o, the build replaces it whole", opts.OutDir, opts.SiteDir)
 	}
+	// Walk the real directory: a site given as a symlink is still walked.
 	b := &Builder{
-		opts: opts, site: site, siteReal: siteReal, out: out,
+		opts: opts, site: siteReal, siteReal: siteReal, siteGiven: site, out: out, outReal: out,
 		workers: opts.Workers, log: opts.Logger,
 		digests: map[string]digestEntry{}, scans: map[string]scanEntry{},
+	}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(out)); err == nil {
+		b.outReal = filepath.Join(parent, filepath.Base(out))
+	}
+	if b.outReal == siteReal || within(siteReal, b.outReal) {
+		return nil, fmt.Errorf("output directory %s contains the site directory %s: choose another -o, the build replaces it whole", opts.OutDir, opts.SiteDir)
 	}
 	if b.workers <= 0 {
 		b.workers = runtime.GOMAXPROCS(0)
@@ -217,8 +226,11 @@ func (b *Builder) Build(ctx context.Context, changed ...string) (*manifest.Manif
 	for _, c := range changed {
 		rel := c
 		if filepath.IsAbs(c) {
-			if r, err := filepath.Rel(b.site, c); err == nil {
-				rel = r
+			for _, root := range []string{b.site, b.siteGiven} {
+				if r, err := filepath.Rel(root, c); err == nil && !strings.HasPrefix(r, "..") {
+					rel = r
+					break
+				}
 			}
 		}
 		rel = filepath.ToSlash(filepath.Clean(rel))

@@ -705,3 +705,20 @@ func TestCancelledBuildLeavesNothing(t *testing.T) {
 		t.Errorf("cancelled build left %d entries beside OUT_DIR, want none", len(ents))
 	}
 }
+
+// TestSymlinkedSiteDir: a site directory given through a symlink is walked
+// as the directory it points to, and an OUT_DIR inside it is still skipped.
+func TestSymlinkedSiteDir(t *testing.T) {
+	real := writeSite(t, map[string]string{"index.html": `<img src="a.png">`, "a.png": "a"})
+	link := filepath.Join(t.TempDir(), "site")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(link, "dist")
+	mustBuild(t, Options{SiteDir: link, OutDir: out})
+	m := mustBuild(t, Options{SiteDir: link, OutDir: out})
+	if len(m.Files) != 2 {
+		t.Errorf("got %d files, want 2 (index.html and a.png)", len(m.Files))
+	}
+	checkOutput(t, out, m)
+}

@@ -51,7 +51,7 @@ func (b *Builder) walk(ctx context.Context) (map[string]*srcFile, error) {
 		rel = filepath.ToSlash(rel)
 		name := d.Name()
 		if d.IsDir() {
-			if abs == b.out || name == "node_modules" || (strings.HasPrefix(name, ".") && !(name == ".well-known" && !strings.Contains(rel, "/"))) || b.excluded(rel) {
+			if abs == b.outReal || abs == b.out || name == "node_modules" || (strings.HasPrefix(name, ".") && !(name == ".well-known" && !strings.Contains(rel, "/"))) || b.excluded(rel) {
 				return filepath.SkipDir
 			}
 			return nil
