@@ -270,7 +270,7 @@ func rewriteTag(w *bytes.Buffer, raw []byte, tag string, attrs []html.Attribute,
 		if !hasCross {
 			add += ` crossorigin="anonymous"`
 		}
-		if add != "" {
+		if add != "" && insertAt < len(raw) { // never past the tag's own '>'
 			edits = append(edits, edit{insertAt, insertAt, []byte(add)})
 		}
 	}
