@@ -72,6 +72,9 @@ so stale files never survive and a failed build leaves it untouched.`,
 			}
 			b, err := bundler.New(opts)
 			if err != nil {
+				if file.Path != "" {
+					return fmt.Errorf("build settings (flags, %s* environment or %s): %w", config.EnvPrefix, file.Path, err)
+				}
 				return fmt.Errorf("build settings: %w", err)
 			}
 			defer b.Close()
