@@ -1,7 +1,3 @@
-// Package shardedapi is the dynamic-data backend of assetctl's origin and a
-// library for any Go service: rows sharded over PostgreSQL databases through
-// virtual buckets, read through a stampede-proof cache-aside layer over Redis
-// ([Cache]) that survives Redis outages.
 package shardedapi
 
 import (

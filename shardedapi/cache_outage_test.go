@@ -314,10 +314,12 @@ func testCacheBreakerHungRedis(t *testing.T, ctxTimeouts bool) {
 			t.Fatalf("Get #%d with a hung Redis = %q, %v; want \"v\", nil", i, got, err)
 		}
 	}
-	// Each of the first reads may pay for up to two Redis calls (read, then
-	// lock) before three failures open the breaker.
-	if n := cacheCount(c.m.errRedis); n < 3 || n > 4 {
-		t.Errorf("Redis calls that timed out in %d reads: got %d, want 3 or 4 (then the breaker is open)", reads, n)
+	// The first reads pay for up to two Redis calls each (read, then lock)
+	// until three failures open the breaker; then no Redis call is made.
+	// (Calls that time out while still waiting for a pooled connection on a
+	// busy machine do not count towards the three.)
+	if n := cacheCount(c.m.errRedis); n < 3 || n > 8 {
+		t.Errorf("Redis calls that failed in %d reads: got %d, want 3 to 8 (then the breaker is open)", reads, n)
 	}
 	if n := cacheCount(c.m.missUnavailable); n != reads {
 		t.Errorf("reads served without Redis: got %d, want %d", n, reads)

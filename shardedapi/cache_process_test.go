@@ -154,7 +154,9 @@ func cacheChild(t *testing.T, raw string) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	c := newCacheForTest(t, rdb, CacheOptions{Prefix: cfg.Prefix})
+	// A generous LockWait: on a busy machine the loading process may be
+	// descheduled for a while, and a waiter that gives up loads by itself.
+	c := newCacheForTest(t, rdb, CacheOptions{Prefix: cfg.Prefix, LockWait: 20 * time.Second})
 	// Warm both connection pools so the herd measures the cache, not dials.
 	if err := pool.Ping(ctx); err != nil {
 		t.Fatal(err)

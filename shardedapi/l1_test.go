@@ -142,10 +142,13 @@ func TestCacheEarlyRefresh(t *testing.T) {
 		name  string
 		beta  float64
 		early bool
-	}{{"XFetch on", 3, true}, {"XFetch off", -1, false}} {
+	}{{"XFetch on", 10, true}, {"XFetch off", -1, false}} {
 		t.Run(tt.name, func(t *testing.T) {
 			rdb, prefix := testsvc.Redis(t)
-			const ttl = 400 * time.Millisecond
+			// With a 60 ms load and Beta 10 a refresh is due from about
+			// 600 ms before the expiry: early enough to finish before it
+			// even on a busy machine.
+			const ttl = time.Second
 			c := newCacheForTest(t, rdb, CacheOptions{Prefix: prefix, TTL: ttl, Jitter: -1, Beta: tt.beta})
 			ctx := context.Background()
 			load := func(context.Context) ([]byte, error) {
