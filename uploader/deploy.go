@@ -128,6 +128,9 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	start := d.now()
 	// Read the manifest while the bucket is listed; a bad build wins over
 	// any remote error, since it is what the user must fix first.
+	headers := func(o manifest.Output) Headers {
+		return headersFor(d.opts.Rules, o.Path, o.ContentType, o.Hash, o.Immutable)
+	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type listing struct {
@@ -136,7 +139,7 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	}
 	listed := make(chan listing, 1)
 	go func() {
-		rem, err := d.readRemote(lctx)
+		rem, err := d.listRecords(lctx, d.prefix+RecordDir, true)
 		listed <- listing{rem, err}
 	}()
 	m, err := manifest.Load(dir)
@@ -150,11 +153,20 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
-	rem := l.rem
+	p, err := d.planUnchanged(ctx, l.rem, m, headers)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		d.log.Debug("unchanged since the last complete deploy of this build", "elapsed", d.now().Sub(start))
+		return &Result{Plan: p, DryRun: d.opts.DryRun, Skipped: p.Skipped, Invalidations: []string{}, Duration: d.now().Sub(start)}, nil
+	}
+	rem, err := d.readRemote(ctx)
+	if err != nil {
+		return nil, err
+	}
 	d.log.Debug("listed the prefix", "objects", len(rem.objects), "records", len(rem.records), "elapsed", d.now().Sub(start))
-	p, err := d.plan(ctx, rem, planInput{m: m, src: dirSource{dir: dir}, headers: func(o manifest.Output) Headers {
-		return headersFor(d.opts.Rules, o.Path, o.ContentType, o.Hash, o.Immutable)
-	}})
+	p, err = d.plan(ctx, rem, planInput{m: m, src: dirSource{dir: dir}, headers: headers})
 	if err != nil {
 		return nil, err
 	}
@@ -166,9 +178,9 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 	res := &Result{Plan: p, DryRun: d.opts.DryRun, Skipped: p.Skipped, Invalidations: []string{}}
 	var uploaded, headersSet atomic.Int64
 	var written atomic.Int64
-	run := func(step string, actions []Action) error {
+	announce := func(step string, actions []Action) {
 		if len(actions) == 0 {
-			return nil
+			return
 		}
 		var total int64
 		for _, a := range actions {
@@ -176,6 +188,11 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 		}
 		d.opts.Progress.Step(step, len(actions), total)
 		d.log.Debug("publishing "+step, "files", len(actions), "bytes", total)
+	}
+	run := func(step string, actions []Action) error {
+		if len(actions) == 0 {
+			return nil
+		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(d.opts.Concurrency)
 		for _, a := range actions {
@@ -206,6 +223,7 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 		return res, err
 	}
 
+	announce("assets", p.Assets)
 	if err := run("assets", p.Assets); err != nil {
 		return finish(fmt.Errorf("%w (no page was published)", err))
 	}
@@ -215,7 +233,18 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 		}
 		d.opts.Progress.Done(Action{Op: OpUpload, Path: strings.TrimPrefix(p.Record, d.prefix), Key: p.Record, Reason: "deploy record"})
 	}
-	if err := run("pages", p.Pages); err != nil {
+	pages, last := p.Pages, []Action(nil)
+	if p.record != nil && p.record.Sentinel != "" {
+		for i, a := range pages {
+			if a.Path == p.record.Sentinel {
+				pages = append(append([]Action(nil), pages[:i]...), pages[i+1:]...)
+				last = []Action{a}
+				break
+			}
+		}
+	}
+	announce("pages", p.Pages)
+	if err := run("pages", pages); err != nil {
 		return finish(err)
 	}
 	if len(p.Removes) > 0 {
@@ -224,6 +253,10 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 			return finish(fmt.Errorf("remove dropped pages: %w", err))
 		}
 		res.Deleted += len(p.Removes)
+	}
+	// The sentinel goes last: once it is in place the deploy is complete.
+	if err := run("pages", last); err != nil {
+		return finish(err)
 	}
 	if len(p.Invalidate) > 0 && !d.opts.DryRun {
 		ref := callerRef(p.BuildID, p.Invalidate)
@@ -330,6 +363,14 @@ func (d *Deployer) writeRecord(ctx context.Context, p *Plan) error {
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	// The last page uploaded (after all the others and the removals) is the
+	// record's sentinel; it must have an ETag known in advance.
+	for i := len(p.Pages) - 1; i >= 0; i-- {
+		if a := p.Pages[i]; a.Op == OpUpload && rec.Objects[a.Path].ETag != "" {
+			rec.Sentinel = a.Path
+			break
+		}
 	}
 	data, err := rec.encode()
 	if err != nil {

@@ -55,8 +55,13 @@ func TestDeployIncremental(t *testing.T) {
 		if puts := e.puts(mark); len(puts) != 0 {
 			t.Errorf("no-change redeploy wrote %v, want nothing", puts)
 		}
-		if heads := e.s3.Requests(t, mark, "HEAD"); len(heads) > 1 { // HeadBucket only
-			t.Errorf("no-change redeploy sent HEADs %v, want only the bucket check", heads)
+		// The bucket check and one HEAD of the previous deploy's sentinel
+		// page, which proves that deploy completed; no listing of the prefix.
+		if heads := e.s3.Requests(t, mark, "HEAD"); len(heads) > 2 {
+			t.Errorf("no-change redeploy sent HEADs %v, want the bucket check and the sentinel only", heads)
+		}
+		if res.Plan.Heads != 1 {
+			t.Errorf("no-change redeploy planned with %d HEADs, want 1 (the sentinel)", res.Plan.Heads)
 		}
 		if len(cdn.calls) != calls {
 			t.Errorf("no-change redeploy invalidated %v, want nothing", cdn.calls[calls:])

@@ -143,6 +143,12 @@ func (r *remote) latest() *Record {
 // readRemote lists the prefix once and reads the deploy records in it,
 // fetching each record while the listing goes on.
 func (d *Deployer) readRemote(ctx context.Context) (*remote, error) {
+	return d.listRecords(ctx, d.prefix, false)
+}
+
+// listRecords lists prefix and reads the records in it; with latestOnly
+// it reads just the newest one (after the listing).
+func (d *Deployer) listRecords(ctx context.Context, prefix string, latestOnly bool) (*remote, error) {
 	r := &remote{objects: map[string]Object{}}
 	type fetched struct {
 		key string
@@ -168,12 +174,8 @@ func (d *Deployer) readRemote(ctx context.Context) (*remote, error) {
 	}()
 	g, gctx := errgroup.WithContext(lctx)
 	g.SetLimit(d.opts.Concurrency)
-	err := d.store.List(lctx, d.prefix, func(o Object) error {
-		rel := strings.TrimPrefix(o.Key, d.prefix)
-		r.objects[rel] = o
-		if !isRecordKey(rel) {
-			return nil
-		}
+	var newest Object
+	fetch := func(o Object) {
 		g.Go(func() error {
 			data, err := d.store.Get(gctx, o.Key)
 			if errors.Is(err, ErrNotFound) { // pruned by a concurrent deploy
@@ -188,8 +190,25 @@ func (d *Deployer) readRemote(ctx context.Context) (*remote, error) {
 			mu.Unlock()
 			return nil
 		})
+	}
+	err := d.store.List(lctx, prefix, func(o Object) error {
+		rel := strings.TrimPrefix(o.Key, d.prefix)
+		r.objects[rel] = o
+		if !isRecordKey(rel) {
+			return nil
+		}
+		if latestOnly {
+			if o.Key > newest.Key {
+				newest = o
+			}
+			return nil
+		}
+		fetch(o)
 		return nil
 	})
+	if err == nil && latestOnly && newest.Key != "" {
+		fetch(newest)
+	}
 	gerr := g.Wait()
 	if cerr := <-checked; cerr != nil {
 		return nil, cerr
@@ -362,12 +381,54 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 	// A record is written when anything changes, and also when planning
 	// had to HEAD what the previous record could not vouch for (after a
 	// header rewrite or an interrupted run), so the next plan needs none.
+	rec.Verified = len(p.Pages)+len(p.Removes) == 0
 	if len(p.Assets)+len(p.Pages)+len(p.Removes) > 0 || prev == nil || prev.BuildID != in.m.BuildID || in.rollback || p.Heads > 0 {
 		rec.key = recordKey(d.prefix, now, in.m.BuildID)
 		p.Record = rec.key
 		p.record = rec
 	}
 	d.planPrune(p, rem, rec)
+	return p, nil
+}
+
+// planUnchanged is the fast path of a redeploy: it lists only the record
+// folder and reads the newest record. If that record is of this very build
+// with the headers the rules give now, and its deploy provably completed
+// (its sentinel page is in place, or it had no page step), nothing needs
+// doing and no listing of the whole prefix is made. Otherwise it returns
+// nil and the full plan runs. Pruning waits for the next deploy that
+// changes something.
+//
+// records is the listing of the record folder with the newest record read.
+func (d *Deployer) planUnchanged(ctx context.Context, records *remote, m *manifest.Manifest, headers func(manifest.Output) Headers) (*Plan, error) {
+	rec := records.latest()
+	if rec == nil || rec.BuildID != m.BuildID {
+		return nil, nil
+	}
+	outputs := m.Outputs()
+	if len(rec.Objects) != len(outputs) {
+		return nil, nil
+	}
+	for _, o := range outputs {
+		ro, ok := rec.Objects[o.Path]
+		if !ok || ro.Immutable != o.Immutable || ro.Headers != headers(o) || ro.Size != o.Size {
+			return nil, nil
+		}
+	}
+	p := &Plan{Bucket: d.opts.Bucket, Prefix: d.prefix, BuildID: m.BuildID, PreviousBuildID: rec.BuildID,
+		Assets: []Action{}, Pages: []Action{}, Removes: []Action{}, Prune: []Action{}, Invalidate: []string{},
+		Skipped: len(outputs), PruneSkipped: "nothing changed: pruning runs with the next deploy that changes something"}
+	if !rec.Verified {
+		sent, ok := rec.Objects[rec.Sentinel]
+		if rec.Sentinel == "" || !ok || sent.ETag == "" {
+			return nil, nil
+		}
+		obj, err := d.store.Head(ctx, d.prefix+rec.Sentinel)
+		p.Heads++
+		if err != nil || obj.ETag != sent.ETag {
+			return nil, nil // interrupted, or changed behind our back: plan in full
+		}
+	}
 	return p, nil
 }
 

@@ -35,6 +35,14 @@ type Record struct {
 	// Invalidate are the CDN paths this deploy set out to invalidate; a
 	// rerun that completes an interrupted deploy invalidates them again.
 	Invalidate []string `json:"invalidate,omitempty"`
+	// Sentinel is the page this deploy uploaded last, after every other
+	// page and removal: when the store holds it with its expected ETag, the
+	// deploy completed, so a redeploy of the same build can trust this
+	// record without listing the prefix.
+	Sentinel string `json:"sentinel,omitempty"`
+	// Verified marks a record whose deploy had no page step: every claim in
+	// it was checked against the store before it was written.
+	Verified bool `json:"verified,omitempty"`
 	// Bodies holds mutable files up to maxRecordBody bytes, by hash.
 	Bodies map[string][]byte `json:"bodies,omitempty"`
 

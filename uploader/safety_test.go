@@ -196,21 +196,25 @@ func TestPrune(t *testing.T) {
 	}
 	_, m0 := deploy(0, uploader.Options{Keep: 2})
 	_, m1 := deploy(1, uploader.Options{Keep: 2})
-	// v0 is now third-newest and was replaced over an hour ago: its own
-	// assets (the v0 bundle, image 0 as v0 had it) go, with its record.
+	// Every version salts its own image: image v differs in build v only.
 	res, m2 := deploy(2, uploader.Options{Keep: 2, MaxDeletes: 1})
 	if res.Plan.PruneSkipped == "" || res.Deleted != 0 {
 		t.Errorf("max-deletes 1: got skipped %q deleted %d, want the prune skipped", res.Plan.PruneSkipped, res.Deleted)
 	}
-	res, _ = deploy(2, uploader.Options{Keep: 2})
+	// Keep 2 builds (v2, v3); v0 and v1 were replaced over an hour ago, so
+	// what only they used goes, then their records.
+	res, m3 := deploy(3, uploader.Options{Keep: 2})
 	var pruned []string
 	for _, a := range res.Plan.Prune {
 		pruned = append(pruned, a.Path)
 	}
-	want := []string{m0.Files["img/i0000.png"].Path, m0.Files["js/app.ts"].Path}
+	want := []string{m0.Files["img/i0000.png"].Path, m0.Files["js/app.ts"].Path, m1.Files["img/i0001.png"].Path, m1.Files["js/app.ts"].Path}
 	slices.Sort(want)
-	if len(pruned) != 3 || !slices.Equal(pruned[:2], want) || !strings.HasPrefix(pruned[2], uploader.RecordDir) {
-		t.Errorf("pruned %v, want %v and v0's record", pruned, want)
+	if len(pruned) != 6 || !slices.Equal(pruned[:4], want) || !strings.HasPrefix(pruned[4], uploader.RecordDir) || !strings.HasPrefix(pruned[5], uploader.RecordDir) {
+		t.Errorf("pruned %v, want %v and the records of v0 and v1", pruned, want)
+	}
+	if res.Deleted != 6 {
+		t.Errorf("deleted %d objects, want 6", res.Deleted)
 	}
 	objs := e.inspect("")
 	for _, k := range []string{"site-old/img/i0000.deadbeef.png", "siteother.txt", "site/img/manual-upload.png"} {
@@ -218,7 +222,7 @@ func TestPrune(t *testing.T) {
 			t.Errorf("%s was deleted, want objects deploy did not publish left alone", k)
 		}
 	}
-	for _, m := range []*manifest.Manifest{m1, m2} {
+	for _, m := range []*manifest.Manifest{m2, m3} {
 		for _, o := range m.Outputs() {
 			if _, ok := objs["site/"+o.Path]; o.Immutable && !ok {
 				t.Errorf("%s of a kept deploy was pruned", o.Path)
