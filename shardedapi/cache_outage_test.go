@@ -331,3 +331,43 @@ func testCacheBreakerHungRedis(t *testing.T, ctxTimeouts bool) {
 		t.Errorf("breaker not open after the failures")
 	}
 }
+
+func TestCacheInvalidationQueueFull(t *testing.T) {
+	// Nothing listens on this port: every Redis call is refused.
+	rdb := redis.NewClient(&redis.Options{Addr: testsvc.Addr(testsvc.FreePort(t)), MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	c := newCacheForTest(t, rdb, CacheOptions{Prefix: "t:", MaxPendingInvalidations: 2})
+	ctx := context.Background()
+	for _, key := range []string{"a", "b", "a"} {
+		if err := c.Invalidate(ctx, key); err != nil {
+			t.Fatalf("Invalidate(%s) with room in the queue: got %v, want nil", key, err)
+		}
+	}
+	if err := c.Invalidate(ctx, "c"); !errors.Is(err, ErrInvalidationDropped) {
+		t.Errorf("Invalidate with the queue full: got %v, want ErrInvalidationDropped", err)
+	}
+	if n := c.pending.len(); n != 2 {
+		t.Errorf("queued invalidations: got %d, want 2", n)
+	}
+}
+
+// TestCacheGetReplaysQueuedInvalidation: a Get of a key whose invalidation
+// is still queued sends it before trusting what Redis holds.
+func TestCacheGetReplaysQueuedInvalidation(t *testing.T) {
+	rdb, prefix := testsvc.Redis(t)
+	c := newCacheForTest(t, rdb, CacheOptions{Prefix: prefix, TTL: time.Hour})
+	ctx := context.Background()
+	cachePutRaw(t, c, "k", &entry{payload: []byte("before the write"), expiry: time.Now().Add(time.Hour).UnixNano()}, time.Hour)
+	c.pending.add("k") // as if Invalidate had found Redis down
+
+	got, err := c.Get(ctx, "k", func(context.Context) ([]byte, error) { return []byte("after the write"), nil })
+	if err != nil || string(got) != "after the write" {
+		t.Errorf("Get of a key with a queued invalidation = %q, %v; want \"after the write\"", got, err)
+	}
+	if n := c.pending.len(); n != 0 {
+		t.Errorf("queued invalidations after the Get: got %d, want 0", n)
+	}
+	if n := cacheCount(c.m.invReplayed); n != 1 {
+		t.Errorf("replayed invalidations: got %d, want 1", n)
+	}
+}
