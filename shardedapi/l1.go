@@ -21,15 +21,16 @@ import (
 // inserting, because an invalidation may land between check and insert).
 // All methods accept a nil receiver (no tier).
 type l1Tier struct {
-	c     *otter.Cache[string, *entry]
-	log   *slog.Logger
-	ep    atomic.Uint64
-	live  atomic.Bool // subscribed: invalidation messages are arriving
-	once  sync.Once
-	mu    sync.Mutex // guards ps against close
-	ps    *redis.PubSub
-	done  chan struct{}
-	ended atomic.Bool
+	c       *otter.Cache[string, *entry]
+	log     *slog.Logger
+	ep      atomic.Uint64
+	live    atomic.Bool // subscribed: invalidation messages are arriving
+	once    sync.Once
+	started atomic.Bool   // the subscriber goroutine was launched
+	mu      sync.Mutex    // orders subscribing against close
+	ps      *redis.PubSub // set by the subscriber goroutine
+	done    chan struct{} // closed when the subscriber goroutine ends
+	ended   atomic.Bool
 }
 
 func newL1Tier(size int, ttl time.Duration, log *slog.Logger) (*l1Tier, error) {
@@ -47,23 +48,29 @@ func newL1Tier(size int, ttl time.Duration, log *slog.Logger) (*l1Tier, error) {
 	return &l1Tier{c: c, log: log, done: make(chan struct{})}, nil
 }
 
-// start subscribes to the invalidation channel on first use. The
-// subscription outlives ctx's cancellation; Close ends it.
+// start subscribes to the invalidation channel on first use, in the
+// background so that a Redis that does not answer cannot hold up the read
+// that triggers it (entries are admitted once the subscription is live).
+// The subscription outlives ctx's cancellation; close ends it.
 func (t *l1Tier) start(ctx context.Context, rdb redis.UniversalClient, channel string) {
 	t.once.Do(func() {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if t.ended.Load() {
-			close(t.done)
-			return
-		}
-		t.ps = rdb.Subscribe(context.WithoutCancel(ctx), channel)
-		go t.listen(t.ps.ChannelWithSubscriptions())
+		t.started.Store(true)
+		go func() {
+			defer close(t.done)
+			t.mu.Lock()
+			if t.ended.Load() {
+				t.mu.Unlock()
+				return
+			}
+			t.ps = rdb.Subscribe(context.WithoutCancel(ctx), channel)
+			ch := t.ps.ChannelWithSubscriptions()
+			t.mu.Unlock()
+			t.listen(ch)
+		}()
 	})
 }
 
 func (t *l1Tier) listen(ch <-chan any) {
-	defer close(t.done)
 	for msg := range ch {
 		switch m := msg.(type) {
 		case *redis.Subscription:
@@ -124,6 +131,8 @@ func (t *l1Tier) close() error {
 	var err error
 	if ps != nil {
 		err = ps.Close()
+	}
+	if t.started.Load() {
 		<-t.done
 	}
 	t.live.Store(false)
