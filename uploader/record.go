@@ -26,12 +26,13 @@ const recordTimeFormat = "20060102T150405.000Z"
 // (so a rollback can republish pages that have since been overwritten).
 // It is stored gzipped at PREFIX/.assetctl/deploys/<time>-<buildID>.json.gz.
 type Record struct {
-	Version  int                     `json:"version"`
-	BuildID  string                  `json:"buildID"`
-	Time     time.Time               `json:"time"`
-	Rollback bool                    `json:"rollback,omitempty"`
-	Manifest *manifest.Manifest      `json:"manifest"`
-	Objects  map[string]RecordObject `json:"objects"` // by output path
+	Version     int                     `json:"version"`
+	BuildID     string                  `json:"buildID"`
+	Time        time.Time               `json:"time"`
+	Rollback    bool                    `json:"rollback,omitempty"`
+	Manifest    *manifest.Manifest      `json:"-"` // decoded on demand, see load
+	RawManifest json.RawMessage         `json:"manifest"`
+	Objects     map[string]RecordObject `json:"objects"` // by output path
 	// Invalidate are the CDN paths this deploy set out to invalidate; a
 	// rerun that completes an interrupted deploy invalidates them again.
 	Invalidate []string `json:"invalidate,omitempty"`
@@ -44,7 +45,8 @@ type Record struct {
 	// it was checked against the store before it was written.
 	Verified bool `json:"verified,omitempty"`
 	// Bodies holds mutable files up to maxRecordBody bytes, by hash.
-	Bodies map[string][]byte `json:"bodies,omitempty"`
+	Bodies    map[string][]byte `json:"-"` // decoded on demand, see load
+	RawBodies json.RawMessage   `json:"bodies,omitempty"`
 
 	key string // where it is stored; set when read or planned
 }
@@ -74,6 +76,13 @@ func isRecordKey(rel string) bool {
 }
 
 func (r *Record) encode() ([]byte, error) {
+	var err error
+	if r.RawManifest, err = json.Marshal(r.Manifest); err != nil {
+		return nil, fmt.Errorf("encode deploy record: %w", err)
+	}
+	if r.RawBodies, err = json.Marshal(r.Bodies); err != nil {
+		return nil, fmt.Errorf("encode deploy record: %w", err)
+	}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	if err := json.NewEncoder(zw).Encode(r); err != nil {
@@ -98,9 +107,27 @@ func decodeRecord(key string, data []byte) (*Record, error) {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("read deploy record %s: %w", key, err)
 	}
-	if r.Version != recordVersion || r.Manifest == nil {
-		return nil, fmt.Errorf("read deploy record %s: unsupported version %d", key, r.Version)
+	if r.Version != recordVersion || len(r.RawManifest) == 0 {
+		return nil, fmt.Errorf("read deploy record %s: unsupported version %d or no manifest", key, r.Version)
 	}
 	r.key = key
 	return &r, nil
+}
+
+// load decodes the parts of a record that planning a redeploy never needs
+// (the manifest and the page bodies, most of its bytes): only a rollback does.
+func (r *Record) load() error {
+	if r.Manifest == nil {
+		m, err := manifest.Parse(r.key, r.RawManifest)
+		if err != nil {
+			return fmt.Errorf("read deploy record %s: %w", r.key, err)
+		}
+		r.Manifest = m
+	}
+	if r.Bodies == nil && len(r.RawBodies) > 0 {
+		if err := json.Unmarshal(r.RawBodies, &r.Bodies); err != nil {
+			return fmt.Errorf("read deploy record %s: bodies: %w", r.key, err)
+		}
+	}
+	return nil
 }

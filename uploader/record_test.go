@@ -11,7 +11,7 @@ import (
 
 func FuzzDecodeRecord(f *testing.F) {
 	r := &Record{Version: recordVersion, BuildID: "abc", Time: time.Unix(0, 0).UTC(),
-		Manifest: &manifest.Manifest{Version: 1, BuildID: "abc"}, Objects: map[string]RecordObject{"a.html": {Size: 1}}}
+		Manifest: &manifest.Manifest{Version: 1, BuildID: "abc", Files: map[string]manifest.File{}}, Objects: map[string]RecordObject{"a.html": {Size: 1}}}
 	good, err := r.encode()
 	if err != nil {
 		f.Fatal(err)
@@ -25,10 +25,39 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rec, err := decodeRecord("k", data)
-		if err == nil && (rec.Manifest == nil || rec.Version != recordVersion) {
+		if err != nil {
+			return
+		}
+		if len(rec.RawManifest) == 0 || rec.Version != recordVersion {
 			t.Errorf("decodeRecord accepted a record without a manifest or with version %d", rec.Version)
 		}
+		_ = rec.load() // must not panic
+
 	})
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	m := &manifest.Manifest{Version: 1, BuildID: "abc", Files: map[string]manifest.File{"a.html": {Path: "a.html",
+		Hash: "0000000000000000000000000000000000000000000000000000000000000000", Size: 2, ContentType: "text/html"}}}
+	r := &Record{Version: recordVersion, BuildID: "abc", Manifest: m, Objects: map[string]RecordObject{"a.html": {Size: 2, ETag: `"e"`}},
+		Bodies: map[string][]byte{"h": []byte("hi")}, Sentinel: "a.html"}
+	data, err := r.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecord("k", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Manifest != nil || got.Bodies != nil {
+		t.Errorf("decodeRecord decoded the manifest or bodies eagerly")
+	}
+	if err := got.load(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Manifest.Files["a.html"].Size != 2 || string(got.Bodies["h"]) != "hi" || got.Sentinel != "a.html" || got.Objects["a.html"].ETag != `"e"` {
+		t.Errorf("round trip lost data: %+v", got)
+	}
 }
 
 func TestRecordKey(t *testing.T) {

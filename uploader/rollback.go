@@ -43,6 +43,9 @@ func (d *Deployer) Rollback(ctx context.Context, buildID string) (*Result, error
 		}
 		return nil, fmt.Errorf("roll back: no kept deploy of %s; kept deploys: %s: %w", want, strings.Join(ids, ", "), ErrNotRollbackable)
 	}
+	if err := target.load(); err != nil {
+		return nil, err
+	}
 	for path, o := range target.Objects {
 		if _, ok := rem.objects[path]; o.Immutable && !ok {
 			return nil, fmt.Errorf("roll back to %s: asset %s is no longer in the bucket (pruned): %w", target.BuildID, path, ErrNotRollbackable)
