@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,4 +138,57 @@ func redisRandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// RedisCluster is a private three-master Redis Cluster (no replicas, no
+// persistence) on free loopback ports, stopped when the test ends.
+type RedisCluster struct {
+	// Addrs are the masters' 127.0.0.1:port addresses.
+	Addrs []string
+}
+
+// StartRedisCluster starts three cluster-enabled redis-server children,
+// joins them with `redis-cli --cluster create` and waits until the cluster
+// serves every slot.
+func StartRedisCluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	bin := Binary(t, "redis-server", redisInstall)
+	cli := Binary(t, "redis-cli", redisInstall)
+	dir := t.TempDir()
+	c := &RedisCluster{}
+	for i := range 3 {
+		port := FreePort(t)
+		addr := Addr(port)
+		p := Start(t, "redis-server "+addr, nil, bin,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(i)+".conf"),
+			"--cluster-node-timeout", "2000")
+		p.WaitTCP(t, addr, 10*time.Second)
+		c.Addrs = append(c.Addrs, addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: c.Addrs[0]})
+	defer rdb.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		info, err := rdb.ClusterInfo(context.Background()).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis Cluster on %v not ready within 20s: %v %s", c.Addrs, err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Client returns a cluster client, closed when the test ends.
+func (c *RedisCluster) Client(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
 }

@@ -50,3 +50,17 @@ func TestRedisServerRestartsOnSamePort(t *testing.T) {
 		t.Errorf("a killed server without persistence kept its data")
 	}
 }
+
+func TestRedisClusterServesAllSlots(t *testing.T) {
+	c := StartRedisCluster(t)
+	rdb := c.Client(t)
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c", "d", "e", "f"} {
+		if err := rdb.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatalf("SET %s on the cluster: %v", k, err)
+		}
+	}
+	if n := len(c.Addrs); n != 3 {
+		t.Errorf("masters: got %d, want 3", n)
+	}
+}
