@@ -38,7 +38,7 @@ type deployFlags struct {
 }
 
 // rollbackPrevious is --rollback given without a build ID.
-const rollbackPrevious = "\x00previous"
+const rollbackPrevious = "previous"
 
 func newDeployCmd(e *env) *cobra.Command {
 	var f deployFlags
@@ -94,7 +94,7 @@ per glob with deploy.rules in assetctl.yaml:
 	fl.StringVar(&f.cloudfrontEndpoint, "cloudfront-endpoint", "", "CloudFront API endpoint URL (for tests against moto)")
 	fl.StringArrayVar(&f.purge, "purge", nil, "edge base URL to send HTTP PURGE requests to, e.g. http://varnish:6081/site (repeatable)")
 	fl.IntVar(&f.maxInvalidationPaths, "max-invalidation-paths", 0, "collapse a CloudFront invalidation to a wildcard past this many paths (default 100)")
-	fl.IntVar(&f.keep, "keep", 3, "deploy records whose assets are never pruned")
+	fl.IntVar(&f.keep, "keep", 3, "recent builds whose assets are never pruned")
 	fl.DurationVar(&f.grace, "grace", 24*time.Hour, "also keep the assets of every deploy live within this period")
 	fl.IntVar(&f.maxDeletes, "max-deletes", 1000, "skip the prune (not the deploy) if it would delete more objects; 0 = no cap")
 	fl.BoolVar(&f.noPrune, "no-prune", false, "do not prune old assets")
@@ -102,7 +102,7 @@ per glob with deploy.rules in assetctl.yaml:
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan (uploads with headers, skips, deletes, invalidations) and change nothing")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the plan or result as JSON on stdout")
 	fl.BoolVar(&f.wait, "wait", false, "wait until CDN invalidations complete")
-	fl.StringVar(&f.rollback, "rollback", "", "republish the pages of an earlier kept deploy: --rollback [BUILD_ID] (default: the previous build)")
+	fl.StringVar(&f.rollback, "rollback", "", "republish the pages of an earlier kept deploy: --rollback [BUILD_ID] (no ID: the previous build)")
 	fl.Lookup("rollback").NoOptDefVal = rollbackPrevious
 	return cmd
 }
