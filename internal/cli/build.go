@@ -57,19 +57,15 @@ so stale files never survive and a failed build leaves it untouched.`,
 			if !outFromUser && file.Build.Out != "" && !filepath.IsAbs(out) {
 				out = filepath.Join(filepath.Dir(file.Path), out) // relative to the config file
 			}
-			opts := bundler.Options{
-				SiteDir: site, OutDir: out, BaseURL: baseURL, Entries: entries, Target: targets,
-				NoMinify: !minify, NoSourceMaps: !sourcemap, NoSRI: !sri,
-				KeepNames: keepNames, Exclude: exclude, Workers: workers, Logger: e.log,
+			opts, err := bundlerOptions(config.Build{
+				BaseURL: baseURL, Entry: entries, Target: targets,
+				Minify: &minify, Sourcemap: &sourcemap, SRI: &sri,
+				KeepName: keepNames, Exclude: exclude, MissingAssets: missing, Workers: workers,
+			}, site, out)
+			if err != nil {
+				return fmt.Errorf("build settings: %w", err)
 			}
-			switch missing {
-			case "error":
-				opts.MissingAssets = bundler.MissingError
-			case "warn":
-				opts.MissingAssets = bundler.MissingWarn
-			default:
-				return fmt.Errorf("--missing-assets %q: want error or warn", missing)
-			}
+			opts.Logger = e.log
 			b, err := bundler.New(opts)
 			if err != nil {
 				if file.Path != "" {
@@ -99,6 +95,34 @@ so stale files never survive and a failed build leaves it untouched.`,
 	f.StringVar(&missing, "missing-assets", "error", "what a reference to a missing file does: error or warn")
 	f.IntVar(&workers, "workers", 0, "files processed in parallel (default: one per CPU)")
 	return cmd
+}
+
+// bundlerOptions turns build settings (the build: section, or the build
+// command's flags after config.Apply) into bundler options; assetctl build
+// and assetctl dev share it so both run the same pipeline.
+func bundlerOptions(c config.Build, site, out string) (bundler.Options, error) {
+	opts := bundler.Options{
+		SiteDir: site, OutDir: out, BaseURL: c.BaseURL, Entries: c.Entry, Target: c.Target,
+		KeepNames: c.KeepName, Exclude: c.Exclude, Workers: c.Workers,
+	}
+	if c.Minify != nil {
+		opts.NoMinify = !*c.Minify
+	}
+	if c.Sourcemap != nil {
+		opts.NoSourceMaps = !*c.Sourcemap
+	}
+	if c.SRI != nil {
+		opts.NoSRI = !*c.SRI
+	}
+	switch c.MissingAssets {
+	case "", "error":
+		opts.MissingAssets = bundler.MissingError
+	case "warn":
+		opts.MissingAssets = bundler.MissingWarn
+	default:
+		return opts, fmt.Errorf("missing-assets %q: want error or warn", c.MissingAssets)
+	}
+	return opts, nil
 }
 
 // printSummary reports what the build wrote.

@@ -72,10 +72,11 @@ is not used in dev, assets are served locally.`,
 			} else if !outFromUser && file.Path != "" && !filepath.IsAbs(out) {
 				out = filepath.Join(filepath.Dir(file.Path), out) // relative to the config file
 			}
-			opts, err := devBundlerOptions(file.Build, site, out)
+			opts, err := bundlerOptions(file.Build, site, out)
 			if err != nil {
-				return err
+				return fmt.Errorf("build settings: %w", err)
 			}
+			opts.BaseURL = "" // dev serves every asset itself
 			opts.Logger = e.log
 			b, err := bundler.New(opts)
 			if err != nil {
@@ -135,33 +136,6 @@ is not used in dev, assets are served locally.`,
 	f.StringArrayVar(&allowedHosts, "allowed-host", nil, "extra Host header name to accept, besides localhost and IP addresses (repeatable)")
 	f.StringArrayVar(&ignores, "ignore", nil, "glob of paths whose changes never rebuild, relative to SITE_DIR (repeatable)")
 	return cmd
-}
-
-// devBundlerOptions are the bundler options of the build: section, minus
-// the CDN base URL: in dev every asset is served locally.
-func devBundlerOptions(c config.Build, site, out string) (bundler.Options, error) {
-	opts := bundler.Options{
-		SiteDir: site, OutDir: out, Entries: c.Entry, Target: c.Target,
-		KeepNames: c.KeepName, Exclude: c.Exclude, Workers: c.Workers,
-	}
-	if c.Minify != nil {
-		opts.NoMinify = !*c.Minify
-	}
-	if c.Sourcemap != nil {
-		opts.NoSourceMaps = !*c.Sourcemap
-	}
-	if c.SRI != nil {
-		opts.NoSRI = !*c.SRI
-	}
-	switch c.MissingAssets {
-	case "", "error":
-		opts.MissingAssets = bundler.MissingError
-	case "warn":
-		opts.MissingAssets = bundler.MissingWarn
-	default:
-		return opts, fmt.Errorf("build: missing-assets %q: want error or warn", c.MissingAssets)
-	}
-	return opts, nil
 }
 
 // browseURL is the URL to open for a listener: wildcard addresses are
