@@ -86,8 +86,7 @@ bench-cache:
 bench-shard:
 	$(GO) test -run '^$$' -bench 'KeyDistribution|Locate' -count 3 ./shardedapi
 
-fuzz: fuzz-build fuzz-dev
-	@echo "fuzz targets are listed in README.md"
+fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard
 
 FUZZTIME ?= 30s
 ## fuzz-build: run the HTML, CSS and web manifest rewriter fuzzers for FUZZTIME each.
@@ -100,6 +99,18 @@ fuzz-build:
 fuzz-dev:
 	for f in FuzzInjectClient FuzzServePath; do \
 		$(GO) test ./devserver -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+## fuzz-deploy, fuzz-shard: the deploy record, CloudFront path and --bucket parsers; the
+## cache entry decoder, ID parser and router.
+fuzz-deploy:
+	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzCloudFrontPath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/cli -run '^$$' -fuzz '^FuzzParseBucket$$' -fuzztime $(FUZZTIME)
+
+fuzz-shard:
+	for f in FuzzDecodeEntry FuzzParseID FuzzLocate; do \
+		$(GO) test ./shardedapi -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 clean:

@@ -98,8 +98,8 @@
 // # Cache-aside
 //
 // [Cache] is the Redis tier: read-through on a miss,
-// always a TTL with jitter, negative caching, delete-on-write with version
-// checks so no reader can cache a pre-write value, single-flight loads,
+// always a TTL with jitter, negative caching, delete-on-write with leases
+// (lock tokens) so no reader can cache a pre-write value, single-flight loads,
 // a short Redis lock across processes, probabilistic early refresh, an
 // optional in-process L1 kept coherent by pub/sub, and a circuit breaker so
 // the system keeps serving from the database when Redis is down. See its
