@@ -139,7 +139,8 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	}
 	listed := make(chan listing, 1)
 	go func() {
-		rem, err := d.listRecords(lctx, d.prefix+RecordDir, true)
+		// The reserved folder: the deploy records and pending invalidations.
+		rem, err := d.listRecords(lctx, d.prefix+".assetctl/", true)
 		listed <- listing{rem, err}
 	}()
 	m, err := manifest.Load(dir)
@@ -159,7 +160,13 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	}
 	if p != nil {
 		d.log.Debug("unchanged since the last complete deploy of this build", "elapsed", d.now().Sub(start))
-		return &Result{Plan: p, DryRun: d.opts.DryRun, Skipped: p.Skipped, Invalidations: []string{}, Duration: d.now().Sub(start)}, nil
+		res := &Result{Plan: p, DryRun: d.opts.DryRun, Skipped: p.Skipped, Invalidations: []string{}}
+		// Nothing to publish, but an earlier run may have left its
+		// invalidation unfinished: complete it now.
+		adoptPending(p, l.rem.pending, start.UTC().Format(recordTimeFormat))
+		err := d.invalidate(ctx, p, res, "")
+		res.Duration = d.now().Sub(start)
+		return res, err
 	}
 	rem, err := d.readRemote(ctx)
 	if err != nil {
@@ -243,6 +250,16 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 			}
 		}
 	}
+	// The invalidation is recorded before any page is published, so a run
+	// that stops after the pages but before the CDN accepted it leaves a
+	// marker the next run completes.
+	var marker string
+	if len(p.Invalidate) > 0 && len(p.Pages)+len(p.Removes) > 0 && len(d.opts.Invalidators) > 0 && !d.opts.DryRun {
+		var err error
+		if marker, err = d.writePending(ctx, p, start); err != nil {
+			return finish(fmt.Errorf("%w (no page was published)", err))
+		}
+	}
 	announce("pages", p.Pages)
 	if err := run("pages", pages); err != nil {
 		return finish(err)
@@ -258,23 +275,8 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 	if err := run("pages", last); err != nil {
 		return finish(err)
 	}
-	if len(p.Invalidate) > 0 && !d.opts.DryRun {
-		ref := callerRef(p.BuildID, p.Invalidate)
-		for _, inv := range d.opts.Invalidators {
-			id, err := inv.Invalidate(ctx, p.Invalidate, ref)
-			if err != nil {
-				return finish(fmt.Errorf("invalidate %d CDN paths: %w (the new pages are published; rerun to retry)", len(p.Invalidate), err))
-			}
-			res.CDNs++
-			if id != "" {
-				res.Invalidations = append(res.Invalidations, id)
-			}
-			if d.opts.Wait {
-				if err := inv.Wait(ctx, id); err != nil {
-					return finish(fmt.Errorf("wait for invalidation %s: %w", id, err))
-				}
-			}
-		}
+	if err := d.invalidate(ctx, p, res, marker); err != nil {
+		return finish(err)
 	}
 	if len(p.Prune) > 0 {
 		d.opts.Progress.Step("prune", len(p.Prune), 0)

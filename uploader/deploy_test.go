@@ -3,6 +3,7 @@ package uploader_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -80,10 +81,28 @@ func TestDeployIncremental(t *testing.T) {
 			t.Fatalf("deploy: %v", err)
 		}
 		newImage := m2.Files["img/i0001.png"].Path
-		want := []string{"PUT /site-bucket/" + strings.TrimPrefix(res.Plan.Record, ""), "PUT /site-bucket/site/docs/index.html", "PUT /site-bucket/site/" + newImage}
+		// The two files and the record, plus (with a CDN) the marker of
+		// the pending invalidation, written before the page and deleted
+		// (one POST ?delete) once the CDN accepted it.
+		want := []string{"PUT /site-bucket/" + res.Plan.Record, "PUT /site-bucket/site/docs/index.html", "PUT /site-bucket/site/" + newImage, "POST /site-bucket"}
 		slices.Sort(want)
-		if got := e.puts(mark); !slices.Equal(got, want) {
-			t.Errorf("writes: got %v, want %v", got, want)
+		var got []string
+		markers := 0
+		for _, w := range e.puts(mark) {
+			if strings.HasPrefix(w, "PUT /site-bucket/site/"+uploader.PendingDir) && strings.HasSuffix(w, "-"+m2.BuildID+".json") {
+				markers++
+				continue
+			}
+			got = append(got, w)
+		}
+		if markers != 1 {
+			t.Errorf("got %d pending-invalidation markers written, want 1", markers)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("writes besides the pending marker: got %v, want %v", got, want)
+		}
+		if left := e.inspect("site/" + uploader.PendingDir); len(left) != 0 {
+			t.Errorf("pending-invalidation markers left after a successful invalidation: %v", slices.Collect(maps.Keys(left)))
 		}
 		if len(cdn.calls) != calls+1 {
 			t.Fatalf("got %d invalidations, want 1", len(cdn.calls)-calls)

@@ -34,12 +34,17 @@ func InvalidationPaths(outPaths []string) []string {
 	return out
 }
 
-// callerRef derives an invalidation's caller reference from the build ID
-// and its paths: a retried deploy sends the same reference for the same
-// batch, so CloudFront creates (and bills) it once.
-func callerRef(buildID string, paths []string) string {
-	h := sha256.Sum256([]byte(strings.Join(paths, "\n")))
-	return "assetctl-" + buildID + "-" + hex.EncodeToString(h[:])[:12]
+// deployRef derives the caller reference of one deploy's invalidation
+// from that deploy's identity: the build it publishes, the build it
+// replaces, its deploy record (or start time) and its paths. Flipping
+// between two builds (X, Y, X, Y, as rollbacks do) therefore gets a new
+// reference every time, so CloudFront creates a new invalidation instead of
+// returning the one an earlier flip made. Only a retry of the same
+// interrupted deploy reuses a reference: the one kept in its pending marker.
+func deployRef(buildID, previousBuildID, identity string, paths []string) string {
+	h := sha256.New()
+	h.Write([]byte(previousBuildID + "\n" + identity + "\n" + strings.Join(paths, "\n")))
+	return "assetctl-" + buildID + "-" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func mergePaths(a, b []string) []string {

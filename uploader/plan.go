@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -54,8 +55,14 @@ type Plan struct {
 	Pages []Action `json:"pages"`
 	// Removes (step 4): pages an earlier deploy published that the site no longer has.
 	Removes []Action `json:"removes"`
-	// Invalidate (step 5): the CDN paths of changed pages.
+	// Invalidate (step 5): the CDN paths of changed pages, and of what
+	// earlier deploys left pending.
 	Invalidate []string `json:"invalidate"`
+	// CallerRef is the CloudFront caller reference of the invalidation.
+	CallerRef string `json:"callerReference,omitempty"`
+	// PendingInvalidations counts the invalidations earlier deploys left
+	// unfinished that this one completes.
+	PendingInvalidations int `json:"pendingInvalidations,omitempty"`
 	// Prune (step 6): fingerprinted objects and records no kept deploy references.
 	Prune []Action `json:"prune"`
 	// PruneSkipped says why the prune will not run, if it will not.
@@ -66,8 +73,9 @@ type Plan struct {
 	// record could not vouch for).
 	Heads int `json:"heads"`
 
-	record *Record
-	src    source
+	record  *Record
+	src     source
+	pending []*pendingInvalidation
 }
 
 // Changed reports whether the plan writes anything.
@@ -128,9 +136,10 @@ var ErrNotRollbackable = errors.New("deploy cannot be rolled back")
 
 // remote is the state of the prefix as one listing and the records saw it.
 type remote struct {
-	objects map[string]Object // by path relative to the prefix
-	records []*Record         // readable records, oldest first
-	broken  []string          // record keys that could not be read
+	objects map[string]Object      // by path relative to the prefix
+	records []*Record              // readable records, oldest first
+	broken  []string               // record keys that could not be read
+	pending []*pendingInvalidation // oldest first
 }
 
 func (r *remote) latest() *Record {
@@ -151,9 +160,10 @@ func (d *Deployer) readRemote(ctx context.Context) (*remote, error) {
 func (d *Deployer) listRecords(ctx context.Context, prefix string, latestOnly bool) (*remote, error) {
 	r := &remote{objects: map[string]Object{}}
 	type fetched struct {
-		key string
-		rec *Record
-		err error
+		key     string
+		rec     *Record
+		pending *pendingInvalidation
+		err     error
 	}
 	var mu sync.Mutex
 	var got []fetched
@@ -184,9 +194,14 @@ func (d *Deployer) listRecords(ctx context.Context, prefix string, latestOnly bo
 			if err != nil {
 				return err
 			}
-			rec, derr := decodeRecord(o.Key, data)
+			f := fetched{key: o.Key}
+			if isPendingKey(strings.TrimPrefix(o.Key, d.prefix)) {
+				f.pending, f.err = decodePending(o.Key, data)
+			} else {
+				f.rec, f.err = decodeRecord(o.Key, data)
+			}
 			mu.Lock()
-			got = append(got, fetched{o.Key, rec, derr})
+			got = append(got, f)
 			mu.Unlock()
 			return nil
 		})
@@ -194,6 +209,10 @@ func (d *Deployer) listRecords(ctx context.Context, prefix string, latestOnly bo
 	err := d.store.List(lctx, prefix, func(o Object) error {
 		rel := strings.TrimPrefix(o.Key, d.prefix)
 		r.objects[rel] = o
+		if isPendingKey(rel) {
+			fetch(o)
+			return nil
+		}
 		if !isRecordKey(rel) {
 			return nil
 		}
@@ -221,6 +240,14 @@ func (d *Deployer) listRecords(ctx context.Context, prefix string, latestOnly bo
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].key < got[j].key })
 	for _, f := range got {
+		if f.err != nil && f.pending == nil && isPendingKey(strings.TrimPrefix(f.key, d.prefix)) {
+			d.log.Warn("ignoring unreadable pending-invalidation marker", "key", f.key, "err", f.err)
+			continue
+		}
+		if f.pending != nil {
+			r.pending = append(r.pending, f.pending)
+			continue
+		}
 		if f.err != nil {
 			d.log.Warn("ignoring unreadable deploy record", "key", f.key, "err", f.err)
 			r.broken = append(r.broken, f.key)
@@ -376,7 +403,6 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 	if prev != nil && prev.BuildID == in.m.BuildID && len(p.Pages)+len(p.Removes) > 0 {
 		p.Invalidate = mergePaths(p.Invalidate, prev.Invalidate)
 	}
-	rec.Invalidate = p.Invalidate
 
 	// A record is written when anything changes, and also when planning
 	// had to HEAD what the previous record could not vouch for (after a
@@ -387,6 +413,8 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 		p.Record = rec.key
 		p.record = rec
 	}
+	adoptPending(p, rem.pending, cmp.Or(p.Record, now.UTC().Format(recordTimeFormat)))
+	rec.Invalidate, rec.CallerRef = p.Invalidate, p.CallerRef
 	d.planPrune(p, rem, rec)
 	return p, nil
 }

@@ -36,6 +36,8 @@ type Record struct {
 	// Invalidate are the CDN paths this deploy set out to invalidate; a
 	// rerun that completes an interrupted deploy invalidates them again.
 	Invalidate []string `json:"invalidate,omitempty"`
+	// CallerRef is the CloudFront caller reference of that invalidation.
+	CallerRef string `json:"callerReference,omitempty"`
 	// Sentinel is the page this deploy uploaded last, after every other
 	// page and removal: when the store holds it with its expected ETag, the
 	// deploy completed, so a redeploy of the same build can trust this
