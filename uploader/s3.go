@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -59,6 +60,9 @@ type S3Store struct {
 	client *s3.Client
 	creds  aws.CredentialsProvider
 	opts   S3Options
+	// bodyOpts apply to requests that carry a file's bytes (PutObject,
+	// UploadPart); see unsignedPayload.
+	bodyOpts []func(*s3.Options)
 }
 
 var _ Store = (*S3Store)(nil)
@@ -125,7 +129,44 @@ func NewS3Store(ctx context.Context, opts S3Options) (*S3Store, error) {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	})
-	return &S3Store{client: client, creds: cfg.Credentials, opts: opts}, nil
+	st := &S3Store{client: client, creds: cfg.Credentials, opts: opts}
+	if unsignedPayload(opts.Endpoint) {
+		st.bodyOpts = append(st.bodyOpts, func(o *s3.Options) {
+			o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+		})
+	}
+	return st, nil
+}
+
+// unsignedPayload reports whether uploads to endpoint are signed with
+// UNSIGNED-PAYLOAD instead of the SHA-256 of the body. SigV4 over plain
+// HTTP otherwise makes the client hash every byte before sending and the
+// store hash it again to check, which on a loopback store cost more CPU
+// than anything else in a deploy. It applies to a custom endpoint over
+// HTTPS (TLS already guarantees the bytes arrive intact, and S3 accepts
+// UNSIGNED-PAYLOAD there) and to a loopback endpoint (no network in
+// between). Over plain HTTP to another host the body stays signed, since
+// the signature is then its only integrity check. AWS's own endpoint
+// (Endpoint "") keeps the SDK's default: a CRC32 trailing checksum over
+// HTTPS. In every case the object's content hash is also stored as
+// metadata (Headers.SHA256), which is what later deploys compare.
+func unsignedPayload(endpoint string) bool {
+	if endpoint == "" {
+		return false
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Check implements Store: credentials first, then HeadBucket.
@@ -246,7 +287,7 @@ func (s *S3Store) Put(ctx context.Context, key string, body io.ReaderAt, size in
 		Bucket: &s.opts.Bucket, Key: &key, Body: io.NewSectionReader(body, 0, size),
 		ContentLength: aws.Int64(size), ContentType: nonEmpty(h.ContentType), CacheControl: nonEmpty(h.CacheControl),
 		Metadata: meta(h),
-	})
+	}, s.bodyOpts...)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
@@ -281,7 +322,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReaderAt
 			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
 				Bucket: &s.opts.Bucket, Key: &key, UploadId: created.UploadId, PartNumber: &num,
 				Body: io.NewSectionReader(body, off, length), ContentLength: aws.Int64(length),
-			})
+			}, s.bodyOpts...)
 			if err != nil {
 				return fmt.Errorf("put %s: part %d: %w", key, num, err)
 			}

@@ -31,7 +31,7 @@ func StartS3(t testing.TB) *S3 {
 	port := FreePort(t)
 	s.Endpoint = "http://" + Addr(port)
 	s.proc = Start(t, "versitygw", []string{"ROOT_ACCESS_KEY=" + s.AccessKey, "ROOT_SECRET_KEY=" + s.SecretKey},
-		bin, "--port", Addr(port), "posix", s.Dir)
+		bin, "--port", Addr(port), "--keep-alive", "posix", s.Dir)
 	s.proc.WaitTCP(t, Addr(port), 30*time.Second)
 	return s
 }
@@ -113,4 +113,25 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// CPU is the CPU time (user plus system) the server has used so far, read
+// from /proc/PID/stat: benchmarks use it to tell the server's share of a
+// run from the client's.
+func (s *S3) CPU(t testing.TB) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.proc.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("read versitygw CPU time: %v", err)
+	}
+	// Fields after the command name (which may hold spaces) start at ")".
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	var utime, stime int64
+	if len(f) < 13 {
+		t.Fatalf("read versitygw CPU time: /proc stat has %d fields, want at least 13", len(f))
+	}
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
