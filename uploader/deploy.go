@@ -230,12 +230,36 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 		return res, err
 	}
 
+	// The record's bytes (ETags and bodies of the pages, gzipped) are
+	// prepared while the assets upload; it is stored only after them.
+	type encoded struct {
+		data []byte
+		err  error
+	}
+	recordReady := make(chan encoded, 1)
+	if p.record != nil {
+		go func() {
+			data, err := d.encodeRecord(ctx, p)
+			recordReady <- encoded{data, err}
+		}()
+	}
 	announce("assets", p.Assets)
 	if err := run("assets", p.Assets); err != nil {
+		if p.record != nil {
+			<-recordReady
+		}
 		return finish(fmt.Errorf("%w (no page was published)", err))
 	}
+	d.log.Debug("published assets", "elapsed", d.now().Sub(start))
 	if p.record != nil {
-		if err := d.writeRecord(ctx, p); err != nil {
+		enc := <-recordReady
+		err := enc.err
+		if err == nil {
+			d.opts.Progress.Step("record", 1, int64(len(enc.data)))
+			err = d.store.Put(ctx, p.record.key, bytes.NewReader(enc.data), int64(len(enc.data)),
+				Headers{ContentType: "application/gzip", CacheControl: "no-store"})
+		}
+		if err != nil {
 			return finish(fmt.Errorf("publish deploy record: %w (no page was published)", err))
 		}
 		d.opts.Progress.Done(Action{Op: OpUpload, Path: strings.TrimPrefix(p.Record, d.prefix), Key: p.Record, Reason: "deploy record"})
@@ -307,9 +331,9 @@ func (d *Deployer) apply(ctx context.Context, p *Plan, a Action) error {
 	return fmt.Errorf("apply %s to %s: unknown operation", a.Op, a.Key)
 }
 
-// writeRecord fills in what only the bytes can tell (expected ETags of new
-// pages, bodies for rollback) and stores the record.
-func (d *Deployer) writeRecord(ctx context.Context, p *Plan) error {
+// encodeRecord fills in what only the bytes can tell (expected ETags of new
+// pages, bodies for rollback) and encodes the record.
+func (d *Deployer) encodeRecord(ctx context.Context, p *Plan) ([]byte, error) {
 	rec := p.record
 	uploading := map[string]bool{}
 	for _, a := range p.Pages {
@@ -364,7 +388,7 @@ func (d *Deployer) writeRecord(ctx context.Context, p *Plan) error {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
 	}
 	// The last page uploaded (after all the others and the removals) is the
 	// record's sentinel; it must have an ETag known in advance.
@@ -374,13 +398,7 @@ func (d *Deployer) writeRecord(ctx context.Context, p *Plan) error {
 			break
 		}
 	}
-	data, err := rec.encode()
-	if err != nil {
-		return err
-	}
-	d.opts.Progress.Step("record", 1, int64(len(data)))
-	return d.store.Put(ctx, rec.key, bytes.NewReader(data), int64(len(data)),
-		Headers{ContentType: "application/gzip", CacheControl: "no-store"})
+	return rec.encode()
 }
 
 func actionKeys(a []Action) []string {
