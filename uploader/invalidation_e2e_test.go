@@ -159,3 +159,46 @@ func TestPendingInvalidationCompletedByRerun(t *testing.T) {
 		t.Errorf("no-change redeploy: moto recorded %d invalidations, want still 2", len(got))
 	}
 }
+
+// A rollback also completes what an earlier deploy left pending: it
+// adopts the pending marker, its one invalidation covers the pending paths
+// as well as its own, and the marker is gone afterwards.
+func TestPendingInvalidationCompletedByRollback(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	moto := testsvc.StartMoto(t)
+	ctx := context.Background()
+	dist := moto.CreateDistribution(t)
+	good := newCloudFront(t, moto, moto.URL, uploader.CloudFrontOptions{DistributionIDs: []string{dist}})
+	bad := newCloudFront(t, moto, moto.URL, uploader.CloudFrontOptions{DistributionIDs: []string{"EUNKNOWNDIST0"}})
+	st := e.store(e.s3.Endpoint)
+	d := e.deployer(st, uploader.Options{Invalidators: []uploader.Invalidator{good}})
+	dirX, mX := site(t, testsite.Spec{})
+	dirY, _ := site(t, testsite.Spec{Version: 1, Pages: 12})
+	if _, err := d.Deploy(ctx, dirX); err != nil {
+		t.Fatalf("deploy X: %v", err)
+	}
+	failed, err := e.deployer(st, uploader.Options{Invalidators: []uploader.Invalidator{bad}}).Deploy(ctx, dirY)
+	if err == nil {
+		t.Fatalf("deploy Y to an unknown distribution: got no error, want one")
+	}
+	res, err := d.Rollback(ctx, mX.BuildID)
+	if err != nil {
+		t.Fatalf("roll back to X: %v", err)
+	}
+	if res.Plan.PendingInvalidations != 1 {
+		t.Errorf("rollback adopted %d pending invalidations, want 1", res.Plan.PendingInvalidations)
+	}
+	got := recordedBy(t, moto, dist)
+	if len(got) != 2 {
+		t.Fatalf("moto recorded %d invalidations, want 2 (X's, then the rollback's)", len(got))
+	}
+	for _, p := range failed.Plan.Invalidate {
+		if !slices.Contains(got[1].Paths, p) {
+			t.Errorf("rollback's invalidation %v lacks the pending path %s", got[1].Paths, p)
+		}
+	}
+	if left := e.inspect(uploader.PendingDir); len(left) != 0 {
+		t.Errorf("pending markers left after the rollback: %v", slices.Collect(maps.Keys(left)))
+	}
+}
