@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -42,16 +41,8 @@ so stale files never survive and a failed build leaves it untouched.`,
   ASSETCTL_SRI=false assetctl build site -o dist`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			site := "."
-			if len(args) == 1 {
-				site = args[0]
-			}
-			file, err := config.Load(e.configPath, site)
+			site, file, outFromUser, err := loadSettings(e, cmd, args, func(f *config.File) any { return &f.Build })
 			if err != nil {
-				return err
-			}
-			outFromUser := cmd.Flags().Changed("out") || os.Getenv(config.EnvName("out")) != ""
-			if err := config.Apply(cmd.Flags(), &file.Build, file.Path, os.Getenv); err != nil {
 				return err
 			}
 			if !outFromUser && file.Build.Out != "" && !filepath.IsAbs(out) {

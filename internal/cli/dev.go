@@ -50,16 +50,8 @@ is not used in dev, assets are served locally.`,
   assetctl dev site --addr 0.0.0.0:3000 --allowed-host mybox.local`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			site := "."
-			if len(args) == 1 {
-				site = args[0]
-			}
-			file, err := config.Load(e.configPath, site)
+			site, file, outFromUser, err := loadSettings(e, cmd, args, func(f *config.File) any { return &f.Dev })
 			if err != nil {
-				return err
-			}
-			outFromUser := cmd.Flags().Changed("out") || os.Getenv(config.EnvName("out")) != ""
-			if err := config.Apply(cmd.Flags(), &file.Dev, file.Path, os.Getenv); err != nil {
 				return err
 			}
 			if out == "" {
