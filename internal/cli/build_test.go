@@ -19,14 +19,7 @@ import (
 // OUT_DIR on failure.
 func TestBuildScripts(t *testing.T) {
 	bin := t.TempDir()
-	exe := filepath.Join(bin, "assetctl")
-	if runtime.GOOS == "windows" {
-		exe += ".exe"
-	}
-	build := exec.Command("go", "build", "-o", exe, "../../cmd/assetctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildAssetctl(t, bin)
 	example, err := filepath.Abs("../../examples/site")
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +36,20 @@ func TestBuildScripts(t *testing.T) {
 			"nomatch": cmdNoMatch,
 		},
 	})
+}
+
+// buildAssetctl builds the assetctl binary into dir and returns its path.
+func buildAssetctl(t *testing.T, dir string) string {
+	t.Helper()
+	exe := filepath.Join(dir, "assetctl")
+	if runtime.GOOS == "windows" {
+		exe += ".exe"
+	}
+	build := exec.Command("go", "build", "-o", exe, "../../cmd/assetctl")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return exe
 }
 
 // cmdCmpTree compares two directory trees byte for byte: cmptree a b.
