@@ -2,9 +2,6 @@ package testsite
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"math/rand/v2"
 	"os"
 )
@@ -34,17 +31,4 @@ func writeBig(path string, size int64) error {
 		return err
 	}
 	return f.Close()
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

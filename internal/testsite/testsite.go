@@ -5,9 +5,7 @@
 package testsite
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/assetctl/assetctl/hasher"
 	"github.com/assetctl/assetctl/manifest"
 )
 
@@ -58,15 +57,13 @@ func Write(dir string, s Spec) (*manifest.Manifest, error) {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
-		m.Files[src] = manifest.File{Path: out, Hash: hex.EncodeToString(sum[:]),
-			Integrity: "sha256-" + base64.StdEncoding.EncodeToString(sum[:]), Size: int64(len(data)),
+		d := hasher.Bytes(data)
+		m.Files[src] = manifest.File{Path: out, Hash: d.Hex(), Integrity: d.Integrity(), Size: int64(len(data)),
 			ContentType: ct, Immutable: immutable, Kind: kind}
 		return nil
 	}
 	hashed := func(name, ext string, data []byte) string {
-		sum := sha256.Sum256(data)
-		return name + "." + hex.EncodeToString(sum[:4]) + ext
+		return hasher.Name(name+ext, hasher.Bytes(data))
 	}
 
 	js := []byte(fmt.Sprintf("console.log('app v%d');\n", s.Version))
@@ -100,18 +97,18 @@ func Write(dir string, s Spec) (*manifest.Manifest, error) {
 		if err := writeBig(f, s.Big); err != nil {
 			return nil, err
 		}
-		sum, err := fileSHA256(f)
+		d, _, err := hasher.File(context.Background(), f)
 		if err != nil {
 			return nil, err
 		}
-		out := "video/big." + sum[:8] + ".bin"
+		out := hasher.Name("video/big.bin", d)
 		if err := os.MkdirAll(filepath.Join(dir, "video"), 0o755); err != nil {
 			return nil, err
 		}
 		if err := os.Rename(f, filepath.Join(dir, filepath.FromSlash(out))); err != nil {
 			return nil, err
 		}
-		m.Files["video/big.bin"] = manifest.File{Path: out, Hash: sum, Integrity: "sha256-x", Size: s.Big,
+		m.Files["video/big.bin"] = manifest.File{Path: out, Hash: d.Hex(), Integrity: d.Integrity(), Size: s.Big,
 			ContentType: "application/octet-stream", Immutable: true, Kind: manifest.KindAsset}
 	}
 	for i := range s.Pages {
