@@ -54,6 +54,9 @@ const MaxCacheKeyLen = 512
 // breaker: after BreakerFailures consecutive failures reads skip Redis and
 // call the loader directly (still one load per key in this process) for
 // BreakerOpenFor, then one probe tests Redis and the cache resumes by itself.
+// A read whose Redis GET failed goes straight to the loader too, so with a
+// client built from CacheRedisOptions (no retries inside a call) a read
+// during an outage costs one failed Redis attempt, at most OpTimeout.
 // Get returns no error because Redis is down. Invalidate still succeeds: the
 // key is removed from this process's in-process tier at once and queued
 // (up to MaxPendingInvalidations keys); the queue is replayed, deleting the
