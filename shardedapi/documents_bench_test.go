@@ -40,7 +40,10 @@ func BenchmarkCacheDocumentGet(b *testing.B) {
 		time.Sleep(time.Millisecond)
 	}
 	key := DocumentCacheKey("products", "lamp")
-	noLoad := func(context.Context) ([]byte, error) { b.Error("loader called: not an in-process hit"); return nil, ErrNotFound }
+	noLoad := func(context.Context) ([]byte, error) {
+		b.Error("loader called: not an in-process hit")
+		return nil, ErrNotFound
+	}
 	var raw, doc time.Duration
 	for b.Loop() {
 		t0 := time.Now()
