@@ -115,3 +115,11 @@ fuzz-shard:
 
 clean:
 	rm -rf bin dist
+
+## fuzz-origin: the origin's Link header writer and template asset-name resolution.
+.PHONY: fuzz-origin
+fuzz: fuzz-origin
+fuzz-origin:
+	for f in FuzzLinkHeader FuzzTemplateNames; do \
+		$(GO) test ./origin -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done

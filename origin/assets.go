@@ -152,6 +152,10 @@ func cleanBase(cdnURL, fallback string) (string, error) {
 	default:
 		return "", fmt.Errorf("CDN URL %q: want https://HOST/PREFIX/ (or a path such as /assets/)", base)
 	}
+	// The base goes into HTML attributes and Link headers as it is.
+	if strings.ContainsAny(base, "<>\"'`, ;\\") || strings.ContainsFunc(base, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "", fmt.Errorf("CDN URL %q: escape its special characters (quotes, <, >, comma, semicolon, spaces)", base)
+	}
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
 	}
