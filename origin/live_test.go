@@ -359,7 +359,25 @@ func TestDirSourceETag(t *testing.T) {
 		t.Errorf("same bytes rewritten: got changed %v etag %q err %v", changed, e2, err)
 	}
 	writeBuild(t, dir, 2, nil)
-	if m, e2, changed, err := src.Fetch(t.Context(), etag); err != nil || !changed || e2 == etag || m.BuildID != "build-2" {
-		t.Errorf("new build: got changed %v etag %q err %v", changed, e2, err)
+	m, e2, changed, err := src.Fetch(t.Context(), etag)
+	if err != nil || !changed || e2 == etag || m.BuildID != "build-2" {
+		t.Fatalf("new build: got changed %v etag %q err %v", changed, e2, err)
+	}
+	// Rewritten in place, same size, same modification time (as within
+	// one tick of the file system's clock): still seen.
+	p := filepath.Join(dir, manifest.FileName)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(data), "build-2", "build-3")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, changed, err := src.Fetch(t.Context(), e2); err != nil || !changed || m.BuildID != "build-3" {
+		t.Errorf("rewritten within one clock tick: got changed %v, %v; want build-3", changed, err)
 	}
 }

@@ -91,9 +91,10 @@ func (e *CheckError) Unwrap() []error {
 //	buildID                        the build ID of the request's manifest
 //
 // Rendering needs no per-request Clone or Parse: each file's set is cloned
-// once per manifest snapshot with functions bound to that snapshot, and
-// the nonce, which differs per request, is written as a secret random
-// placeholder that Render replaces in the finished page.
+// once per manifest snapshot with functions bound to that snapshot, the
+// calls whose output is then constant are folded into text (see
+// templates_fold.go), and the nonce, which differs per request, is written
+// as a secret random placeholder that Render replaces in the finished page.
 type Templates struct {
 	dir   string
 	token string // the nonce placeholder: random per Templates, never in user data
@@ -174,7 +175,7 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 	if _, err := rand.Read(tok[:]); err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
-	t.token = "n0nce" + hex.EncodeToString(tok[:])
+	t.token = "ZQn" + hex.EncodeToString(tok[:]) // Z: rare in HTML, so the search for it is fast
 	for name := range srcs {
 		t.names = append(t.names, name)
 	}
@@ -405,6 +406,8 @@ func (t *Templates) Render(w io.Writer, name string, data any, rc RenderContext)
 		if sp.err == nil {
 			sp.t.Funcs(s.funcs)
 			sp.t = sp.t.Lookup(name)
+			escapeNow(sp.t)
+			t.foldSet(sp.t, s)
 		}
 	})
 	if sp.err != nil {
@@ -487,28 +490,34 @@ func (t *Templates) snapshotFor(a *Assets) *snapshot {
 	return s
 }
 
+// entryHTML is the entry function: the entry's tags with the nonce
+// placeholder, made once per snapshot.
+func (t *Templates) entryHTML(s *snapshot, name string, opts []string) (template.HTML, error) {
+	k := entryKey{name: name}
+	for _, o := range opts {
+		if o != "prefetch" {
+			return "", fmt.Errorf("entry %q: unknown option %q (want \"prefetch\")", name, o)
+		}
+		k.prefetch = true
+	}
+	if v, ok := s.entries.Load(k); ok {
+		return v.(template.HTML), nil
+	}
+	h, err := s.assets.EntryTags(name, TagOptions{Nonce: t.token, PrefetchDynamic: k.prefetch})
+	if err != nil {
+		return "", err
+	}
+	s.entries.Store(k, h)
+	return h, nil
+}
+
 // funcsFor binds the template functions to one snapshot.
 func (t *Templates) funcsFor(s *snapshot) template.FuncMap {
 	return template.FuncMap{
 		"asset":     func(name string) (string, error) { return s.assets.URL(name) },
 		"integrity": func(name string) (string, error) { return s.assets.Integrity(name) },
 		"entry": func(name string, opts ...string) (template.HTML, error) {
-			k := entryKey{name: name}
-			for _, o := range opts {
-				if o != "prefetch" {
-					return "", fmt.Errorf("entry %q: unknown option %q (want \"prefetch\")", name, o)
-				}
-				k.prefetch = true
-			}
-			if v, ok := s.entries.Load(k); ok {
-				return v.(template.HTML), nil
-			}
-			h, err := s.assets.EntryTags(name, TagOptions{Nonce: t.token, PrefetchDynamic: k.prefetch})
-			if err != nil {
-				return "", err
-			}
-			s.entries.Store(k, h)
-			return h, nil
+			return t.entryHTML(s, name, opts)
 		},
 		"nonce":   func() string { return t.token },
 		"buildID": func() string { return s.assets.BuildID() },
