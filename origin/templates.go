@@ -96,11 +96,12 @@ func (e *CheckError) Unwrap() []error {
 // templates_fold.go), and the nonce, which differs per request, is written
 // as a secret random placeholder that Render replaces in the finished page.
 type Templates struct {
-	dir   string
-	token string // the nonce placeholder: random per Templates, never in user data
-	files map[string]*page
-	names []string
-	refs  []ref // every constant name, in file and line order
+	dir        string
+	token      string // the nonce placeholder: random per Templates, never in user data
+	tokenBytes []byte
+	files      map[string]*page
+	names      []string
+	refs       []ref // every constant name, in file and line order
 
 	last   atomic.Pointer[snapshot]
 	mu     sync.Mutex
@@ -176,6 +177,7 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
 	t.token = "ZQn" + hex.EncodeToString(tok[:]) // Z: rare in HTML, so the search for it is fast
+	t.tokenBytes = []byte(t.token)
 	for name := range srcs {
 		t.names = append(t.names, name)
 	}
@@ -419,8 +421,11 @@ func (t *Templates) Render(w io.Writer, name string, data any, rc RenderContext)
 		return fmt.Errorf("render %s: %w", name, err)
 	}
 	out := buf.Bytes()
-	if bytes.Contains(out, []byte(t.token)) {
-		out = t.fillNonce(out, rc.Nonce)
+	if bytes.Contains(out, t.tokenBytes) {
+		filled := t.getBuf()
+		defer t.putBuf(filled)
+		t.fillNonce(filled, out, rc.Nonce)
+		out = filled.Bytes()
 	}
 	_, err := w.Write(out)
 	return err
@@ -428,23 +433,24 @@ func (t *Templates) Render(w io.Writer, name string, data any, rc RenderContext)
 
 // fillNonce replaces the placeholder with the nonce. With no nonce, an
 // attribute nonce="<placeholder>" goes away whole rather than stay empty.
-func (t *Templates) fillNonce(in []byte, nonce string) []byte {
-	tok := []byte(t.token)
+func (t *Templates) fillNonce(out *bytes.Buffer, in []byte, nonce string) {
+	tok := t.tokenBytes
 	const attr = ` nonce="`
-	out := make([]byte, 0, len(in))
+	out.Grow(len(in))
 	for {
 		i := bytes.Index(in, tok)
 		if i < 0 {
-			return append(out, in...)
+			out.Write(in)
+			return
 		}
 		end := i + len(tok)
 		if nonce == "" && bytes.HasSuffix(in[:i], []byte(attr)) && end < len(in) && in[end] == '"' {
-			out = append(out, in[:i-len(attr)]...)
+			out.Write(in[:i-len(attr)])
 			in = in[end+1:]
 			continue
 		}
-		out = append(out, in[:i]...)
-		out = append(out, nonce...)
+		out.Write(in[:i])
+		out.WriteString(nonce)
 		in = in[end:]
 	}
 }
