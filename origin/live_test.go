@@ -381,3 +381,18 @@ func TestDirSourceETag(t *testing.T) {
 		t.Errorf("rewritten within one clock tick: got changed %v, %v; want build-3", changed, err)
 	}
 }
+
+func TestLiveSetCheck(t *testing.T) {
+	dir := t.TempDir()
+	writeBuild(t, dir, 1, nil)
+	l := newTestLive(t, dir, nil, nil)
+	tm, err := LoadTemplates(filepath.Join("testdata", "templates"), l.Current())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetCheck(tm.Check)
+	writeBuild(t, dir, 2, func(m *manifest.Manifest) { delete(m.Files, "css/site.css") })
+	if err := l.Reload(t.Context()); err == nil || l.Current().BuildID() != "build-1" {
+		t.Errorf("a build without css/site.css: got %v, serving %s; want a Check error and build-1", err, l.Current().BuildID())
+	}
+}
