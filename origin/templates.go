@@ -140,8 +140,11 @@ const maxSnapshots = 2
 
 // LoadTemplates parses every *.html file under dir and resolves every
 // constant name passed to asset, integrity and entry against a. All
-// problems are reported at once: syntax errors, then a *CheckError naming
-// file:line, the missing name and the closest existing one.
+// problems are reported at once, each naming file:line: syntax errors
+// first (then nothing else is checked); otherwise html/template's
+// escaping errors (a missing {{template}}, an ambiguous context) joined
+// with a *CheckError listing every unresolvable name with the closest
+// existing one (errors.As finds it).
 func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 	if a == nil {
 		return nil, errors.New("load templates: nil assets")
@@ -246,6 +249,14 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 		}
 		p.entries = reachableEntries(name, infos)
 		t.files[name] = p
+		if !isShared(name, invoked) {
+			// Escape a throwaway clone of each page now, so what html/template
+			// reports at first execution (a missing {{template}}, an action in
+			// an ambiguous context) stops start-up too, naming file:line.
+			if err := escapeCheck(set, name); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	sort.SliceStable(t.refs, func(i, j int) bool {
 		if t.refs[i].file != t.refs[j].file {
@@ -254,9 +265,27 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 		return t.refs[i].pos < t.refs[j].pos
 	})
 	if err := t.Check(a); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return t, nil
+}
+
+// escapeCheck escapes a clone of page name in set and returns
+// html/template's escaping error, if any.
+func escapeCheck(set *template.Template, name string) error {
+	c, err := set.Clone()
+	if err != nil {
+		return fmt.Errorf("check template %s: %w", name, err)
+	}
+	err = c.Lookup(name).Execute(probeWriter{}, nil)
+	var te *template.Error
+	if errors.As(err, &te) {
+		return fmt.Errorf("check template %s: %w", name, err)
+	}
+	return nil
 }
 
 // sharedDirs hold layouts and partials by convention.

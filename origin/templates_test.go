@@ -244,3 +244,24 @@ func TestRenderTwoSnapshots(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadTemplatesEscapingErrors: what html/template would only report
+// on the first request (a missing template, an ambiguous context) stops
+// start-up, naming the file and line.
+func TestLoadTemplatesEscapingErrors(t *testing.T) {
+	dir := writeTemplates(t, map[string]string{
+		"a.html":            "<p>\n{{template \"partials/nope.html\" .}}</p>",
+		"b.html":            "<a href=\"{{if .}}x\">{{else}}y{{end}}\">z</a>",
+		"partials/ok.html":  "<p>{{.}}</p>",
+		"layouts/base.html": "{{block \"content\" .}}{{end}}",
+	})
+	_, err := LoadTemplates(dir, testAssets(t))
+	if err == nil {
+		t.Fatal("LoadTemplates accepted templates html/template cannot escape")
+	}
+	for _, want := range []string{`a.html:2`, `no such template "partials/nope.html"`, `b.html:1`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
