@@ -151,3 +151,20 @@ func TestS3RecordsConditionalGet(t *testing.T) {
 		t.Errorf("an empty --manifest was accepted")
 	}
 }
+
+func TestManifestSourceFlag(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://":       `--manifest "s3://": the bucket name is empty`,
+		"s3://b/../x": `--manifest "s3://b/../x": the prefix must be a clean path`,
+		"":            "--manifest is required",
+	} {
+		_, err := newManifestSource(t.Context(), in, "", "")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--manifest %q: got %v, want %q", in, err, want)
+		}
+	}
+	src, err := newManifestSource(t.Context(), "dist", "", "")
+	if err != nil || src == nil {
+		t.Errorf("a directory: got %v, %v", src, err)
+	}
+}
