@@ -65,6 +65,19 @@ func (t *Templates) foldList(l *parse.ListNode, s *snapshot) {
 			t.foldList(n, s)
 		}
 	}
+	// Runs of text (a folded tag between constant markup) become one
+	// node: one write instead of several.
+	out := l.Nodes[:0]
+	for _, n := range l.Nodes {
+		if tn, ok := n.(*parse.TextNode); ok && len(out) > 0 {
+			if prev, ok := out[len(out)-1].(*parse.TextNode); ok {
+				out[len(out)-1] = &parse.TextNode{NodeType: parse.NodeText, Pos: prev.Pos, Text: append(append([]byte(nil), prev.Text...), tn.Text...)}
+				continue
+			}
+		}
+		out = append(out, n)
+	}
+	l.Nodes = out
 }
 
 // foldAction returns the bytes an escaped action always writes for
