@@ -101,6 +101,7 @@ type Templates struct {
 	tokenBytes []byte
 	files      map[string]*page
 	names      []string
+	userFuncs  template.FuncMap
 	refs       []ref // every constant name, in file and line order
 
 	last   atomic.Pointer[snapshot]
@@ -146,8 +147,29 @@ const maxSnapshots = 2
 // with a *CheckError listing every unresolvable name with the closest
 // existing one (errors.As finds it).
 func LoadTemplates(dir string, a *Assets) (*Templates, error) {
+	return LoadTemplatesWith(dir, a, TemplateOptions{})
+}
+
+// TemplateOptions configure LoadTemplatesWith. The zero value is
+// LoadTemplates.
+type TemplateOptions struct {
+	// Funcs are the application's own template functions, added to
+	// asset, integrity, entry, nonce and buildID (whose names they may not
+	// take). They should not have side effects: each page is executed once
+	// without data when it is first checked. Default: none.
+	Funcs template.FuncMap
+}
+
+// LoadTemplatesWith is LoadTemplates with the application's own template
+// functions.
+func LoadTemplatesWith(dir string, a *Assets, o TemplateOptions) (*Templates, error) {
 	if a == nil {
 		return nil, errors.New("load templates: nil assets")
+	}
+	for name := range o.Funcs {
+		if resolvingFuncs[name] || name == "nonce" || name == "buildID" {
+			return nil, fmt.Errorf("load templates: function %q is origin's own: rename yours", name)
+		}
 	}
 	srcs := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -174,7 +196,7 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("load templates: no *.html files in %s: check the templates directory", dir)
 	}
-	t := &Templates{dir: dir, files: map[string]*page{}}
+	t := &Templates{dir: dir, files: map[string]*page{}, userFuncs: o.Funcs}
 	var tok [16]byte
 	if _, err := rand.Read(tok[:]); err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
@@ -548,7 +570,11 @@ func (t *Templates) entryHTML(s *snapshot, name string, opts []string) (template
 
 // funcsFor binds the template functions to one snapshot.
 func (t *Templates) funcsFor(s *snapshot) template.FuncMap {
-	return template.FuncMap{
+	fm := template.FuncMap{}
+	for k, v := range t.userFuncs {
+		fm[k] = v
+	}
+	for k, v := range (template.FuncMap{
 		"asset":     func(name string) (string, error) { return s.assets.URL(name) },
 		"integrity": func(name string) (string, error) { return s.assets.Integrity(name) },
 		"entry": func(name string, opts ...string) (template.HTML, error) {
@@ -556,5 +582,8 @@ func (t *Templates) funcsFor(s *snapshot) template.FuncMap {
 		},
 		"nonce":   func() string { return t.token },
 		"buildID": func() string { return s.assets.BuildID() },
+	}) {
+		fm[k] = v
 	}
+	return fm
 }

@@ -3,6 +3,7 @@ package origin
 import (
 	"bytes"
 	"errors"
+	"html/template"
 	"os"
 	"path/filepath"
 	"slices"
@@ -263,5 +264,23 @@ func TestLoadTemplatesEscapingErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+func TestLoadTemplatesWithFuncs(t *testing.T) {
+	dir := writeTemplates(t, map[string]string{"p.html": `<p>{{upper .}}</p><img src="{{asset "img/logo.png"}}">`})
+	tm, err := LoadTemplatesWith(dir, testAssets(t), TemplateOptions{Funcs: template.FuncMap{"upper": strings.ToUpper}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tm.Render(&buf, "p.html", "lamp", RenderContext{Assets: testAssets(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if want := `<p>LAMP</p><img src="` + testCDN + `img/logo.12345678.png">`; buf.String() != want {
+		t.Errorf("got %s, want %s", buf.String(), want)
+	}
+	if _, err := LoadTemplatesWith(dir, testAssets(t), TemplateOptions{Funcs: template.FuncMap{"asset": strings.ToUpper}}); err == nil {
+		t.Errorf("an application function named asset was accepted")
 	}
 }
