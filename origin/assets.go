@@ -109,7 +109,11 @@ func NewAssets(m *manifest.Manifest, cdnURL string) (*Assets, error) {
 		as := &asset{key: k, file: f, rawURL: raw, url: html.EscapeString(raw), integrity: f.Integrity, kind: kindOf(f)}
 		byPath[f.Path] = as
 		a.names[k] = as
-		a.sources = append(a.sources, k)
+		// Outputs without a source (chunks, bundle CSS) are keyed by their
+		// hashed name, which changes every build: never worth suggesting.
+		if k != f.Path || !f.Immutable {
+			a.sources = append(a.sources, k)
+		}
 		if f.Alias != "" {
 			a.sources = append(a.sources, f.Alias)
 		}

@@ -60,7 +60,7 @@ func FuzzTemplateNames(f *testing.F) {
 				t.Fatalf("suggested %q, which does not exist", s)
 			}
 			n := strings.TrimPrefix(name, "/")
-			if d := editDistance(n, s, 1<<30); d > max(2, len(n)/2) || d != editDistance(s, n, 1<<30) {
+			if d := editDistance(n, s, 1<<30); d > max(2, len(n)/3) || d != editDistance(s, n, 1<<30) {
 				t.Fatalf("suggested %q for %q at distance %d", s, name, d)
 			}
 		}

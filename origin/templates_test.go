@@ -284,3 +284,13 @@ func TestLoadTemplatesWithFuncs(t *testing.T) {
 		t.Errorf("an application function named asset was accepted")
 	}
 }
+
+func TestSuggestionsAreSourceNames(t *testing.T) {
+	a := testAssets(t)
+	if s := closest("js/shared.js", a.sources); s != "" {
+		t.Errorf("suggested %q for js/shared.js; a hashed chunk name is never a good suggestion", s)
+	}
+	if s := closest("css/sit.css", a.sources); s != "css/site.css" {
+		t.Errorf("got %q, want css/site.css", s)
+	}
+}
