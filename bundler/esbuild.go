@@ -42,7 +42,11 @@ var assetLoaders = func() map[string]api.Loader {
 // bundle runs esbuild on the entry points (site-relative), reusing the
 // incremental context when the entry points are the same as last time.
 func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, error) {
-	key := strings.Join(entries, "\x00")
+	proj, err := b.loadProject(entries)
+	if err != nil {
+		return nil, err
+	}
+	key := strings.Join(entries, "\x00") + "\x01" + proj.key()
 	if b.es != nil && b.esKey != key {
 		b.es.Dispose()
 		b.es = nil
@@ -79,6 +83,11 @@ func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, erro
 			Charset:           api.CharsetUTF8,
 			Loader:            assetLoaders,
 			LogLevel:          api.LogLevelSilent,
+			Define:            proj.define,
+			Tsconfig:          proj.tsconfig,
+			JSX:               proj.jsx,
+			JSXImportSource:   proj.jsxSrc,
+			Plugins:           []api.Plugin{vitePlugin(b.site, b.public)},
 		})
 		if cerr != nil {
 			return nil, esbuildError(cerr.Errors)

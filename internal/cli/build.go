@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -14,10 +15,10 @@ import (
 
 func newBuildCmd(e *env) *cobra.Command {
 	var (
-		out, baseURL, missing                string
-		entries, targets, keepNames, exclude []string
-		minify, sourcemap, sri               bool
-		workers                              int
+		out, baseURL, missing, publicDir, mode        string
+		entries, targets, keepNames, exclude, include []string
+		minify, sourcemap, sri                        bool
+		workers                                       int
 	)
 	cmd := &cobra.Command{
 		Use:   "build [SITE_DIR]",
@@ -52,6 +53,7 @@ so stale files never survive and a failed build leaves it untouched.`,
 				BaseURL: baseURL, Entry: entries, Target: targets,
 				Minify: &minify, Sourcemap: &sourcemap, SRI: &sri,
 				KeepName: keepNames, Exclude: exclude, MissingAssets: missing, Workers: workers,
+				PublicDir: publicDir, Include: include, Mode: mode,
 			}, site, out)
 			if err != nil {
 				return fmt.Errorf("build settings: %w", err)
@@ -70,7 +72,7 @@ so stale files never survive and a failed build leaves it untouched.`,
 			if err != nil {
 				return err
 			}
-			return printSummary(e, m, out, time.Since(start))
+			return printSummary(e, m, b.Omitted(), out, time.Since(start))
 		},
 	}
 	f := cmd.Flags()
@@ -85,6 +87,9 @@ so stale files never survive and a failed build leaves it untouched.`,
 	f.StringArrayVar(&exclude, "exclude", nil, "glob of source files to leave out (repeatable)")
 	f.StringVar(&missing, "missing-assets", "error", "what a reference to a missing file does: error or warn")
 	f.IntVar(&workers, "workers", 0, "files processed in parallel (default: one per CPU)")
+	f.StringVar(&publicDir, "public-dir", "", "directory copied to the output root as is, like Vite's (default: public/ when present)")
+	f.StringArrayVar(&include, "include", nil, "glob of files to publish even though nothing references them (repeatable)")
+	f.StringVar(&mode, "mode", "", "mode for .env.[mode] files and import.meta.env.MODE (default production)")
 	return cmd
 }
 
@@ -95,6 +100,7 @@ func bundlerOptions(c config.Build, site, out string) (bundler.Options, error) {
 	opts := bundler.Options{
 		SiteDir: site, OutDir: out, BaseURL: c.BaseURL, Entries: c.Entry, Target: c.Target,
 		KeepNames: c.KeepName, Exclude: c.Exclude, Workers: c.Workers,
+		PublicDir: c.PublicDir, Include: c.Include, Mode: c.Mode, Environ: os.Environ(),
 	}
 	if c.Minify != nil {
 		opts.NoMinify = !*c.Minify
@@ -116,8 +122,9 @@ func bundlerOptions(c config.Build, site, out string) (bundler.Options, error) {
 	return opts, nil
 }
 
-// printSummary reports what the build wrote.
-func printSummary(e *env, m *manifest.Manifest, out string, took time.Duration) error {
+// printSummary reports what the build wrote and how many of the site's
+// files it left out (--verbose lists them).
+func printSummary(e *env, m *manifest.Manifest, omitted []string, out string, took time.Duration) error {
 	counts := map[manifest.Kind]int{}
 	var bytes int64
 	for _, f := range m.Files {
@@ -127,5 +134,18 @@ func printSummary(e *env, m *manifest.Manifest, out string, took time.Duration) 
 	_, err := fmt.Fprintf(e.stdout, "built %s: %d pages, %d assets, %d bundles (%d chunks, %d source maps), %d static, %s in %v; build %s\n",
 		out, counts[manifest.KindPage], counts[manifest.KindAsset], counts[manifest.KindEntry], counts[manifest.KindChunk],
 		counts[manifest.KindSourceMap], counts[manifest.KindStatic], humanBytes(bytes), took.Round(time.Millisecond), m.BuildID)
-	return err
+	if err != nil || len(omitted) == 0 {
+		return err
+	}
+	hint := " (--verbose lists them)"
+	if e.verbose {
+		hint = ":"
+	}
+	fmt.Fprintf(e.stdout, "left out %d unreferenced files; --include GLOB publishes one anyway%s\n", len(omitted), hint)
+	if e.verbose {
+		for _, o := range omitted {
+			fmt.Fprintf(e.stdout, "  %s\n", o)
+		}
+	}
+	return nil
 }
