@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,9 +83,11 @@ func (b *Builder) loadEnv() (map[string]string, error) {
 			return nil, &BuildError{Messages: []Message{{File: name, Line: envErrorLine(data, err),
 				Text: fmt.Sprintf("invalid .env file: %v: write KEY=value lines", err)}}}
 		}
-		if _, ok := vars[""]; ok {
-			return nil, &BuildError{Messages: []Message{{File: name, Line: envErrorLine(data, errors.New(`near "="`)),
-				Text: "invalid .env file: a line has no variable name before '=': write KEY=value lines"}}}
+		for k := range vars {
+			if !envName.MatchString(k) {
+				return nil, &BuildError{Messages: []Message{{File: name, Line: lineOf(data, k),
+					Text: fmt.Sprintf("invalid .env file: %q is not a variable name: write KEY=value lines", k)}}}
+			}
 		}
 		maps.Copy(env, vars)
 	}
@@ -99,6 +102,20 @@ func (b *Builder) loadEnv() (map[string]string, error) {
 // envPrefix marks the variables exposed to client code; others may hold
 // secrets and never reach a bundle.
 const envPrefix = "VITE_"
+
+// envName is what a shell (and Vite's dotenv) accepts as a variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+
+// lineOf is the 1-based line of the first line that starts with key, or 0.
+func lineOf(data []byte, key string) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		l := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "export "))
+		if strings.HasPrefix(l, key) && (key != "" || strings.HasPrefix(l, "=")) {
+			return i + 1
+		}
+	}
+	return 0
+}
 
 // envErrorLine finds the line godotenv complained about from the text it
 // quotes after "near", or 0.
