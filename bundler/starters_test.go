@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -187,4 +188,14 @@ func evalString(t *testing.T, ctx context.Context, expr string) string {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+func chromedpNavigate(ctx context.Context, url string) error {
+	_, err := chromedp.Run(ctx, chromedp.Navigate(url))
+	return err
+}
+
+func chromedpClick(ctx context.Context, sel string) error {
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[any](`document.querySelector(`+strconv.Quote(sel)+`).click()`))
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +17,9 @@ import (
 func newBuildCmd(e *env) *cobra.Command {
 	var (
 		out, baseURL, missing, publicDir, mode        string
+		prebuilt, preset                              string
 		entries, targets, keepNames, exclude, include []string
+		immutable                                     []string
 		minify, sourcemap, sri                        bool
 		workers                                       int
 	)
@@ -34,14 +37,36 @@ func newBuildCmd(e *env) *cobra.Command {
     /.well-known/*) keep their names;
   - OUT_DIR/manifest.json lists every output for deploy and the origin.
 
+Vite projects build as they are: public/ (--public-dir) is copied to the
+output root under its own names; JSX settings come from tsconfig*.json or
+package.json; import.meta.env and VITE_* variables from .env files (--mode);
+asset, ?url, ?raw and new URL(..., import.meta.url) imports get hashed URLs.
+
+Only what the site uses is published: pages, public/ files, well-known
+names, --keep-name and --include globs, --entry points, and everything they
+reference. The summary counts the files left out; --verbose lists them.
+
+--prebuilt DIR imports another tool's output (vite build, ng build, next
+export, webpack, hugo) without renaming or rewriting anything: names the
+tool hashed are immutable, everything else mutable, and a page referencing
+a file DIR lacks is reported as page.html:LINE before anything is written.
+
 OUT_DIR is replaced whole (built in a temporary directory and swapped in),
 so stale files never survive and a failed build leaves it untouched.`,
 		Example: `  assetctl build examples/site -o dist
   assetctl build . -o dist --base-url https://cdn.example.com/assets/
   assetctl build site -o dist --target es2020,safari15 --entry src/admin.ts
-  ASSETCTL_SRI=false assetctl build site -o dist`,
+  ASSETCTL_SRI=false assetctl build site -o dist
+  assetctl build my-vite-app -o dist --include 'data/*.json'
+  assetctl build --prebuilt dist -o out --preset vite`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("prebuilt") || prebuilt != "" {
+				return runPrebuilt(e, cmd, args, prebuilt, out, preset, immutable, workers)
+			}
+			if cmd.Flags().Changed("preset") || cmd.Flags().Changed("immutable") {
+				return fmt.Errorf("--preset and --immutable apply to --prebuilt DIR only")
+			}
 			site, file, outFromUser, err := loadSettings(e, cmd, args, func(f *config.File) any { return &f.Build })
 			if err != nil {
 				return err
@@ -90,7 +115,48 @@ so stale files never survive and a failed build leaves it untouched.`,
 	f.StringVar(&publicDir, "public-dir", "", "directory copied to the output root as is, like Vite's (default: public/ when present)")
 	f.StringArrayVar(&include, "include", nil, "glob of files to publish even though nothing references them (repeatable)")
 	f.StringVar(&mode, "mode", "", "mode for .env.[mode] files and import.meta.env.MODE (default production)")
+	f.StringVar(&prebuilt, "prebuilt", "", "make an assetctl output of DIR, another tool's build, without renaming or rewriting it")
+	f.StringVar(&preset, "preset", "auto", "with --prebuilt: the tool that built DIR, for its hashed names: "+strings.Join(bundler.Presets, ", "))
+	f.StringArrayVar(&immutable, "immutable", nil, "with --prebuilt: glob of files whose names carry a content hash (repeatable)")
 	return cmd
+}
+
+// runPrebuilt is assetctl build --prebuilt DIR: another tool's output,
+// imported unchanged with a manifest so deploy handles it like a build.
+func runPrebuilt(e *env, cmd *cobra.Command, args []string, dir, out, presetName string, immutable []string, workers int) error {
+	if len(args) > 0 {
+		return fmt.Errorf("--prebuilt %s and SITE_DIR %s: give one of them", dir, args[0])
+	}
+	if dir == "" {
+		return fmt.Errorf("--prebuilt needs a directory: assetctl build --prebuilt dist -o out")
+	}
+	preset, err := bundler.ParsePreset(presetName)
+	if err != nil {
+		return fmt.Errorf("--preset: %w", err)
+	}
+	start := time.Now()
+	m, err := bundler.Import(cmd.Context(), bundler.PrebuiltOptions{
+		Dir: dir, OutDir: out, Preset: preset, Immutable: immutable, Workers: workers, Logger: e.log,
+	})
+	if err != nil {
+		return err
+	}
+	var pages, hashed, mutable int
+	var bytes int64
+	for _, f := range m.Files {
+		bytes += f.Size
+		switch {
+		case f.Kind == manifest.KindPage:
+			pages++
+		case f.Immutable:
+			hashed++
+		default:
+			mutable++
+		}
+	}
+	_, err = fmt.Fprintf(e.stdout, "imported %s into %s: %d pages, %d immutable (hashed names), %d mutable, %s in %v; build %s\n",
+		dir, out, pages, hashed, mutable, humanBytes(bytes), time.Since(start).Round(time.Millisecond), m.BuildID)
+	return err
 }
 
 // bundlerOptions turns build settings (the build: section, or the build

@@ -1,0 +1,202 @@
+package bundler
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/assetctl/assetctl/internal/testsvc"
+	"github.com/assetctl/assetctl/manifest"
+)
+
+// viteMultiPage is a multi-page Vite project with a shared chunk, a
+// dynamic import, CSS and a public/ file; vite.config.js asks for
+// .vite/manifest.json.
+var viteMultiPage = map[string]string{
+	"package.json": `{"name":"mp","private":true,"type":"module","devDependencies":{"vite":"` + testsvc.ViteVersion + `"}}`,
+	"vite.config.js": `import { resolve } from 'node:path'
+export default { build: { manifest: true, rollupOptions: { input: {
+  main: resolve(import.meta.dirname, 'index.html'), about: resolve(import.meta.dirname, 'about/index.html') } } } }
+`,
+	"index.html": `<!doctype html>
+<html><head><link rel="icon" href="/favicon.svg"><title>home</title></head>
+<body><h1>home</h1><button id="load">load</button><p id="out"></p>
+<script type="module" src="/src/main.js"></script></body></html>
+`,
+	"about/index.html": `<!doctype html>
+<html><head><title>about</title></head><body><h1>about</h1><p id="out"></p>
+<script type="module" src="/src/about.js"></script></body></html>
+`,
+	"src/main.js": `import './style.css'
+import { label } from './shared.js'
+document.getElementById('load').addEventListener('click', async () => {
+  const { lazy } = await import('./lazy.js')
+  document.getElementById('out').textContent = label + ' ' + lazy()
+})
+`,
+	"src/about.js":       "import { label } from './shared.js'\ndocument.getElementById('out').textContent = label + ' about'\n",
+	"src/shared.js":      "export const label = 'shared'\n",
+	"src/lazy.js":        "export const lazy = () => 'lazy loaded'\n",
+	"src/style.css":      "body { color: rgb(1, 2, 3) }\n",
+	"public/favicon.svg": "<svg xmlns='http://www.w3.org/2000/svg'/>",
+}
+
+// TestPrebuiltVite imports a real `vite build` output: nothing renamed or
+// rewritten, Vite's hashed files immutable (from .vite/manifest.json) with
+// their chunk graph, pages and public files mutable, and the imported
+// site works in Chromium, the dynamic import included.
+func TestPrebuiltVite(t *testing.T) {
+	project := writeSite(t, viteMultiPage)
+	testsvc.NPM(t, project, "install")
+	testsvc.NPM(t, project, "exec", "--", "vite", "build")
+	dist := filepath.Join(project, "dist")
+	out := filepath.Join(t.TempDir(), "out")
+	m, err := Import(context.Background(), PrebuiltOptions{Dir: dist, OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutputNames(t, out, m, false)
+	var entries, chunks int
+	for key, f := range m.Files {
+		src, err := os.ReadFile(filepath.Join(dist, filepath.FromSlash(key)))
+		if err != nil {
+			t.Fatalf("%s: not in the vite output: %v", key, err)
+		}
+		got, _ := os.ReadFile(filepath.Join(out, filepath.FromSlash(f.Path)))
+		if f.Path != key || string(got) != string(src) {
+			t.Errorf("%s: renamed to %s or rewritten", key, f.Path)
+		}
+		hashed := strings.HasPrefix(key, "assets/")
+		if f.Immutable != hashed {
+			t.Errorf("%s: got immutable %v, want %v", key, f.Immutable, hashed)
+		}
+		switch f.Kind {
+		case manifest.KindEntry:
+			entries++
+		case manifest.KindChunk:
+			chunks++
+		}
+	}
+	if entries != 2 || chunks != 2 {
+		t.Errorf("got %d entries and %d chunks, want 2 and 2 (main, about; shared, lazy)", entries, chunks)
+	}
+	if f := m.Files["favicon.svg"]; f.Immutable || f.Kind != manifest.KindStatic {
+		t.Errorf("favicon.svg: got %+v, want mutable static", f)
+	}
+	if _, ok := m.Files[".vite/manifest.json"]; ok {
+		t.Error(".vite/manifest.json published, want it left out")
+	}
+
+	srv := httptest.NewServer(http.FileServer(http.Dir(out)))
+	defer srv.Close()
+	ctx := testsvc.Chromium(t)
+	if err := chromedpNavigate(ctx, srv.URL+"/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedpClick(ctx, "#load"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitTrue(ctx, `document.getElementById("out").textContent === "shared lazy loaded"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitTrue(ctx, `getComputedStyle(document.body).color === "rgb(1, 2, 3)"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedpNavigate(ctx, srv.URL+"/about/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitTrue(ctx, `document.getElementById("out").textContent === "shared about"`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPrebuiltMissingFile: a page naming a file the directory lacks is
+// reported at page:line and nothing is written.
+func TestPrebuiltMissingFile(t *testing.T) {
+	dir := writeSite(t, map[string]string{
+		"index.html":              "<!doctype html>\n<link rel=stylesheet href=\"/assets/app-AAAAAAAA.css\">\n<script type=module src=\"/assets/gone-BBBBBBBB.js\"></script>\n<a href=\"/route\">r</a>",
+		"assets/app-AAAAAAAA.css": "body{}",
+	})
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := Import(context.Background(), PrebuiltOptions{Dir: dir, OutDir: out})
+	var be *BuildError
+	if !errors.As(err, &be) || len(be.Messages) != 1 || be.Messages[0].File != "index.html" || be.Messages[0].Line != 3 {
+		t.Fatalf("got %v, want one message at index.html:3", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("output written: %v", err)
+	}
+}
+
+// TestPrebuiltBadInput: each bad input is one clear error and no output.
+func TestPrebuiltBadInput(t *testing.T) {
+	built := filepath.Join(t.TempDir(), "built")
+	mustBuild(t, Options{SiteDir: writeSite(t, map[string]string{"index.html": "x"}), OutDir: built})
+	for _, tc := range []struct {
+		name string
+		dir  string
+		opts PrebuiltOptions
+		want string
+	}{
+		{"already an assetctl output", built, PrebuiltOptions{}, "already an assetctl build output"},
+		{"no pages", writeSite(t, map[string]string{"app.js": "x"}), PrebuiltOptions{}, "has no pages"},
+		{"unknown preset", writeSite(t, map[string]string{"index.html": "x"}), PrebuiltOptions{Preset: "gulp"}, `unknown preset "gulp"`},
+		{"foreign manifest.json", writeSite(t, map[string]string{"index.html": "x", "manifest.json": `{"name":"pwa"}`}), PrebuiltOptions{}, "assetctl writes its own manifest"},
+		{"bad glob", writeSite(t, map[string]string{"index.html": "x"}), PrebuiltOptions{Immutable: []string{"a/[b"}}, "not a valid glob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			tc.opts.Dir, tc.opts.OutDir = tc.dir, out
+			_, err := Import(context.Background(), tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("output written: %v", err)
+			}
+		})
+	}
+}
+
+// TestPrebuiltPresets: without a tool manifest, each preset's name
+// patterns (and --immutable) decide what is immutable.
+func TestPrebuiltPresets(t *testing.T) {
+	for _, tc := range []struct {
+		preset Preset
+		extra  []string
+		files  map[string]bool // path -> want immutable
+	}{
+		{PresetVite, nil, map[string]bool{"assets/index-BXq3m2Zb.js": true, "assets/logo.svg": false, "app-BXq3m2Zb.js": false}},
+		{PresetAngular, nil, map[string]bool{"main-ABCD1234.js": true, "styles.0123456789abcdef.css": true, "favicon.ico": false}},
+		{PresetNext, nil, map[string]bool{"_next/static/chunks/app.js": true, "_next/data/x.json": false, "404.html": false}},
+		{PresetWebpack, nil, map[string]bool{"js/main.3f9a1c2e.js": true, "js/main.js": false, "img/a.0123456789abcdef0123.png": true}},
+		{PresetHugo, []string{"fonts/*.woff2"}, map[string]bool{
+			"css/style.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.css": true,
+			"css/style.css": false, "fonts/a.woff2": true}},
+	} {
+		t.Run(string(tc.preset), func(t *testing.T) {
+			site := map[string]string{"index.html": "<p>x</p>"}
+			for p := range tc.files {
+				site[p] = p
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			m, err := Import(context.Background(), PrebuiltOptions{Dir: writeSite(t, site), OutDir: out, Preset: tc.preset, Immutable: tc.extra})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range tc.files {
+				if got := m.Files[p].Immutable; got != want {
+					t.Errorf("%s: got immutable %v, want %v", p, got, want)
+				}
+			}
+			if m.Files["index.html"].Immutable {
+				t.Error("index.html: immutable, want a mutable page")
+			}
+		})
+	}
+}
