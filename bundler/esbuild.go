@@ -102,7 +102,7 @@ func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, erro
 		return nil, err
 	}
 	if len(res.Errors) > 0 {
-		return nil, esbuildError(res.Errors)
+		return nil, sfcHint(esbuildError(res.Errors))
 	}
 	if len(res.Warnings) > 0 {
 		for _, m := range esbuildError(res.Warnings).Messages {
@@ -168,6 +168,17 @@ func esbuildError(ms []api.Message) *BuildError {
 		be.Messages = append(be.Messages, msg)
 	}
 	sortMessages(be.Messages)
+	return be
+}
+
+// sfcHint points a user importing Vue or Svelte single-file components,
+// which need their framework's compiler, at the way that works.
+func sfcHint(be *BuildError) *BuildError {
+	for i, m := range be.Messages {
+		if strings.HasPrefix(m.Text, "No loader is configured for \".vue\"") || strings.HasPrefix(m.Text, "No loader is configured for \".svelte\"") {
+			be.Messages[i].Text += ": single-file components need their framework's compiler; build with vite and publish its output with assetctl build --prebuilt dist"
+		}
+	}
 	return be
 }
 

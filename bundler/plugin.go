@@ -172,7 +172,8 @@ func rewriteNewURL(src string) (string, bool) {
 		id := fmt.Sprintf("__assetctl_url_%d", n)
 		n++
 		fmt.Fprintf(&imports, "import %s from %s;", id, strconv.Quote(spec+"?url"))
-		return "new URL(" + id + ", import.meta.url)"
+		// Keep the match's line breaks so every later line stays put.
+		return "new URL(" + id + ", import.meta.url)" + strings.Repeat("\n", strings.Count(m, "\n"))
 	})
 	if n == 0 {
 		return src, false
