@@ -14,47 +14,12 @@ import (
 	"github.com/assetctl/assetctl/manifest"
 )
 
-// viteMultiPage is a multi-page Vite project with a shared chunk, a
-// dynamic import, CSS and a public/ file; vite.config.js asks for
-// .vite/manifest.json.
-var viteMultiPage = map[string]string{
-	"package.json": `{"name":"mp","private":true,"type":"module","devDependencies":{"vite":"` + testsvc.ViteVersion + `"}}`,
-	"vite.config.js": `import { resolve } from 'node:path'
-export default { build: { manifest: true, rollupOptions: { input: {
-  main: resolve(import.meta.dirname, 'index.html'), about: resolve(import.meta.dirname, 'about/index.html') } } } }
-`,
-	"index.html": `<!doctype html>
-<html><head><link rel="icon" href="/favicon.svg"><title>home</title></head>
-<body><h1>home</h1><button id="load">load</button><p id="out"></p>
-<script type="module" src="/src/main.js"></script></body></html>
-`,
-	"about/index.html": `<!doctype html>
-<html><head><title>about</title></head><body><h1>about</h1><p id="out"></p>
-<script type="module" src="/src/about.js"></script></body></html>
-`,
-	"src/main.js": `import './style.css'
-import { label } from './shared.js'
-document.getElementById('load').addEventListener('click', async () => {
-  const { lazy } = await import('./lazy.js')
-  document.getElementById('out').textContent = label + ' ' + lazy()
-})
-`,
-	"src/about.js":       "import { label } from './shared.js'\ndocument.getElementById('out').textContent = label + ' about'\n",
-	"src/shared.js":      "export const label = 'shared'\n",
-	"src/lazy.js":        "export const lazy = () => 'lazy loaded'\n",
-	"src/style.css":      "body { color: rgb(1, 2, 3) }\n",
-	"public/favicon.svg": "<svg xmlns='http://www.w3.org/2000/svg'/>",
-}
-
 // TestPrebuiltVite imports a real `vite build` output: nothing renamed or
 // rewritten, Vite's hashed files immutable (from .vite/manifest.json) with
 // their chunk graph, pages and public files mutable, and the imported
 // site works in Chromium, the dynamic import included.
 func TestPrebuiltVite(t *testing.T) {
-	project := writeSite(t, viteMultiPage)
-	testsvc.NPM(t, project, "install")
-	testsvc.NPM(t, project, "exec", "--", "vite", "build")
-	dist := filepath.Join(project, "dist")
+	dist := testsvc.ViteMultiPage(t)
 	out := filepath.Join(t.TempDir(), "out")
 	m, err := Import(context.Background(), PrebuiltOptions{Dir: dist, OutDir: out})
 	if err != nil {
