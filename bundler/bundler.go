@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/evanw/esbuild/pkg/api"
@@ -145,6 +146,9 @@ type Builder struct {
 	digests map[string]digestEntry // plain files by source path
 	scans   map[string]scanEntry   // rewritable files by source path
 	omitted []string               // source files the last build left out
+	// envObject is set once code is seen using import.meta.env whole
+	// (not only its keys); see viteDefines.
+	envObject atomic.Bool
 }
 
 // digestEntry caches a plain file's hash while its stat stays the same.

@@ -87,7 +87,7 @@ func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, erro
 			Tsconfig:          proj.tsconfig,
 			JSX:               proj.jsx,
 			JSXImportSource:   proj.jsxSrc,
-			Plugins:           []api.Plugin{vitePlugin(b.site, b.public)},
+			Plugins:           []api.Plugin{vitePlugin(b.site, b.public, func() { b.envObject.Store(true) })},
 		})
 		if cerr != nil {
 			return nil, esbuildError(cerr.Errors)
@@ -103,6 +103,10 @@ func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, erro
 	}
 	if len(res.Errors) > 0 {
 		return nil, sfcHint(esbuildError(res.Errors))
+	}
+	if b.envObject.Load() && !proj.wholeEnv {
+		// Code uses import.meta.env whole: build again with it defined.
+		return b.bundle(ctx, entries)
 	}
 	if len(res.Warnings) > 0 {
 		for _, m := range esbuildError(res.Warnings).Messages {

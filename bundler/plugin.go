@@ -51,6 +51,9 @@ var assetImportPattern = func() string {
 // with substitutions stay as written, as in Vite.
 var newURLPattern = regexp.MustCompile(`new\s+URL\(\s*(?:'([^'\n$]+)'|"([^"\n$]+)"|` + "`([^`\\n$]+)`" + `)\s*,\s*import\.meta\.url\s*\)`)
 
+// bareEnvPattern finds import.meta.env used other than as import.meta.env.KEY.
+var bareEnvPattern = regexp.MustCompile(`import\.meta\.env(?:[^.\w$]|$|\.\.)`)
+
 // sourceLoaders are the loaders of the code files the new URL rewrite
 // reads; other files are left to esbuild.
 var sourceLoaders = map[string]api.Loader{
@@ -60,7 +63,8 @@ var sourceLoaders = map[string]api.Loader{
 
 // vitePlugin builds the plugin for a site root and its public directory
 // (absolute; "" when there is none).
-func vitePlugin(site, public string) api.Plugin {
+// bareEnv is called when a site source uses import.meta.env whole.
+func vitePlugin(site, public string, bareEnv func()) api.Plugin {
 	return api.Plugin{Name: "assetctl-vite", Setup: func(pb api.PluginBuild) {
 		pb.OnResolve(api.OnResolveOptions{Filter: `\?(url|raw)$`}, func(a api.OnResolveArgs) (api.OnResolveResult, error) {
 			p, q, _ := strings.Cut(a.Path, "?")
@@ -145,6 +149,9 @@ func vitePlugin(site, public string) api.Plugin {
 			data, err := os.ReadFile(a.Path)
 			if err != nil {
 				return api.OnLoadResult{}, fmt.Errorf("read %s: %w", a.Path, err)
+			}
+			if bareEnvPattern.Match(data) {
+				bareEnv()
 			}
 			// Returning the bytes read saves esbuild reading them again.
 			out, _ := rewriteNewURL(string(data))

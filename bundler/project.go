@@ -28,6 +28,7 @@ type project struct {
 	tsconfig string            // absolute path of the tsconfig esbuild should use; "" lets esbuild look
 	jsx      api.JSX
 	jsxSrc   string // jsxImportSource
+	wholeEnv bool   // import.meta.env itself is defined (see viteDefines)
 }
 
 // key identifies the settings, so a change (an edited .env) starts a new
@@ -55,7 +56,8 @@ func (b *Builder) loadProject(entries []string) (*project, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.define = viteDefines(b.mode, env)
+	p.wholeEnv = b.envObject.Load()
+	p.define = viteDefines(b.mode, env, p.wholeEnv)
 	p.tsconfig, err = pickTsconfig(b.site, entries)
 	if err != nil {
 		return nil, err
@@ -138,7 +140,10 @@ func envErrorLine(data []byte, err error) int {
 }
 
 // viteDefines are the compile-time constants Vite gives client code.
-func viteDefines(mode string, env map[string]string) map[string]string {
+// The whole import.meta.env object is defined only when code uses it bare
+// (whole reports that): an object-valued define, even unused, changes
+// esbuild's minified names and so every bundle's hash.
+func viteDefines(mode string, env map[string]string, whole bool) map[string]string {
 	dev := mode == ModeDevelopment
 	nodeEnv := "production"
 	if dev {
@@ -155,8 +160,10 @@ func viteDefines(mode string, env map[string]string) map[string]string {
 		js, _ := json.Marshal(v)
 		d["import.meta.env."+k] = string(js)
 	}
-	whole, _ := json.Marshal(meta) // encoding/json sorts keys: deterministic output
-	d["import.meta.env"] = string(whole)
+	if whole {
+		obj, _ := json.Marshal(meta) // encoding/json sorts keys: deterministic output
+		d["import.meta.env"] = string(obj)
+	}
 	return d
 }
 
