@@ -63,12 +63,18 @@ var hashedNames = map[Preset][]*regexp.Regexp{
 	// main-ABCDEFGH.js (application builder), main.0123456789abcdef.js (browser builder).
 	PresetAngular: {regexp.MustCompile(`(?:^|/)[^/]+-[A-Z0-9]{8}\.(?:js|mjs|css|map)$`), regexp.MustCompile(`(?:^|/)[^/]+\.[0-9a-f]{16,20}\.[A-Za-z0-9]+$`)},
 	// Next serves everything under _next/static with immutable caching.
-	PresetNext: {regexp.MustCompile(`^_next/static/`)},
-	// [name].[contenthash].js: 8–32 hex digits between dots.
-	PresetWebpack: {regexp.MustCompile(`(?:^|/)[^/]+\.[0-9a-f]{8,32}\.[A-Za-z0-9]+(?:\.map)?$`)},
-	// resources.Fingerprint: style.<64 hex>.css (sha256), or md5/sha384/sha512.
-	PresetHugo: {regexp.MustCompile(`(?:^|/)[^/]+\.(?:[0-9a-f]{32}|[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})\.[A-Za-z0-9]+$`)},
+	PresetNext:    {regexp.MustCompile(`^_next/static/`)},
+	PresetWebpack: {webpackHash},
+	PresetHugo:    {hugoHash},
+	presetGeneric: {webpackHash, hugoHash},
 }
+
+var (
+	// [name].[contenthash].js: 8–32 hex digits between dots.
+	webpackHash = regexp.MustCompile(`(?:^|/)[^/]+\.[0-9a-f]{8,32}\.[A-Za-z0-9]+(?:\.map)?$`)
+	// resources.Fingerprint: style.<64 hex>.css (sha256), or md5/sha384/sha512.
+	hugoHash = regexp.MustCompile(`(?:^|/)[^/]+\.(?:[0-9a-f]{32}|[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})\.[A-Za-z0-9]+$`)
+)
 
 // PrebuiltOptions configure Import. The zero value of every field but Dir
 // and OutDir is the default.
@@ -368,8 +374,13 @@ func detectPreset(dir string, viteManifest bool) Preset {
 	case exists("assets"):
 		return PresetVite
 	}
-	return PresetWebpack
+	return presetGeneric
 }
+
+// presetGeneric is auto's choice when nothing names the tool: webpack's
+// and Hugo's hash patterns (hex digits between dots), which an
+// unhashed name does not match by accident.
+const presetGeneric Preset = "generic"
 
 // viteManifest is what Vite's .vite/manifest.json (build.manifest: true)
 // says: which files it hashed, and for each chunk what it loads.

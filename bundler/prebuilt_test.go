@@ -140,11 +140,14 @@ func TestPrebuiltPresets(t *testing.T) {
 		{PresetAngular, nil, map[string]bool{"main-ABCD1234.js": true, "styles.0123456789abcdef.css": true, "favicon.ico": false}},
 		{PresetNext, nil, map[string]bool{"_next/static/chunks/app.js": true, "_next/data/x.json": false, "404.html": false}},
 		{PresetWebpack, nil, map[string]bool{"js/main.3f9a1c2e.js": true, "js/main.js": false, "img/a.0123456789abcdef0123.png": true}},
+		{PresetAuto, nil, map[string]bool{ // no marker: webpack's and Hugo's hex patterns
+			"css/style.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.css": true,
+			"js/app.0123abcd.js": true, "index.xml": false, "img/logo.png": false}},
 		{PresetHugo, []string{"fonts/*.woff2"}, map[string]bool{
 			"css/style.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.css": true,
 			"css/style.css": false, "fonts/a.woff2": true}},
 	} {
-		t.Run(string(tc.preset), func(t *testing.T) {
+		t.Run(cmpOr(string(tc.preset), "auto"), func(t *testing.T) {
 			site := map[string]string{"index.html": "<p>x</p>"}
 			for p := range tc.files {
 				site[p] = p
