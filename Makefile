@@ -131,10 +131,11 @@ bench: bench-vite
 bench-vite: build
 	$(GO) run ./internal/benchvite -assetctl $(BIN)
 
-## tools-node: node and npm, which generate the Vite starter and prebuilt fixtures in tests.
+## tools-node: node and npm (the Vite starter and prebuilt fixtures) and hugo (a prebuilt fixture).
 tools: tools-node
 tools-node:
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	@command -v hugo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hugo; }
 
 clean:
 	rm -rf bin dist

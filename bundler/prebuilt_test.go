@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,5 +167,58 @@ func TestPrebuiltPresets(t *testing.T) {
 				t.Error("index.html: immutable, want a mutable page")
 			}
 		})
+	}
+}
+
+// TestPrebuiltHugo imports a real `hugo` build with preset auto: the
+// fingerprinted stylesheet is immutable and its manifest integrity is the
+// one Hugo wrote into the page; pages and static files are mutable.
+func TestPrebuiltHugo(t *testing.T) {
+	hugo := testsvc.Binary(t, "hugo", "apt-get install -y hugo")
+	site := writeSite(t, map[string]string{
+		"hugo.toml": "baseURL = \"/\"\ntitle = \"t\"\ndisableKinds = [\"taxonomy\", \"term\", \"RSS\", \"sitemap\"]\n",
+		"layouts/_default/baseof.html": `<!doctype html>
+<html><head><title>{{ .Title }}</title>
+{{ $css := resources.Get "css/main.css" | minify | fingerprint }}
+<link rel="stylesheet" href="{{ $css.RelPermalink }}" integrity="{{ $css.Data.Integrity }}">
+<link rel="icon" href="/favicon.ico">
+</head><body>{{ block "main" . }}{{ end }}</body></html>
+`,
+		"layouts/_default/single.html": `{{ define "main" }}<h1>{{ .Title }}</h1>{{ .Content }}{{ end }}`,
+		"layouts/index.html":           `{{ define "main" }}<h1>home</h1><a href="/about/">about</a>{{ end }}`,
+		"assets/css/main.css":          "body { color: rgb(4, 5, 6) }\n",
+		"content/about.md":             "---\ntitle: about\n---\nhello\n",
+		"static/favicon.ico":           "ico",
+	})
+	public := filepath.Join(t.TempDir(), "public")
+	cmd := exec.Command(hugo, "--quiet", "-d", public)
+	cmd.Dir = site
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hugo: %v\n%s", err, out)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	m, err := Import(context.Background(), PrebuiltOptions{Dir: public, OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutputNames(t, out, m, false)
+	page, err := os.ReadFile(filepath.Join(public, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var css int
+	for key, f := range m.Files {
+		switch {
+		case strings.HasSuffix(key, ".css"):
+			css++
+			if !f.Immutable || !strings.Contains(string(page), `integrity="`+f.Integrity+`"`) {
+				t.Errorf("%s: got immutable %v, integrity %s; want immutable with the integrity Hugo wrote", key, f.Immutable, f.Integrity)
+			}
+		case f.Immutable:
+			t.Errorf("%s: immutable, want mutable", key)
+		}
+	}
+	if css != 1 || m.Files["about/index.html"].Kind != manifest.KindPage {
+		t.Errorf("got %d stylesheets and about/index.html %+v, want 1 and a page", css, m.Files["about/index.html"])
 	}
 }
