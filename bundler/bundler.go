@@ -53,8 +53,10 @@ type Options struct {
 	// be empty or an earlier build's output (it holds manifest.json).
 	OutDir string
 	// BaseURL, when set (https://cdn.example.com/assets/), makes the asset
-	// references in pages absolute URLs under it. Default: relative
-	// references as written.
+	// references in pages absolute URLs under it, and the URLs of files
+	// that code imports (import logo from './logo.svg'). Default: relative
+	// references as written in pages; root-relative URLs (/src/logo.1a2b3c4d.svg)
+	// for imported files.
 	BaseURL string
 	// Entries are extra esbuild entry points (site-relative paths), in
 	// addition to the module scripts found in pages. Default: none.
