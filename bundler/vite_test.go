@@ -297,3 +297,22 @@ func TestPublishOnlyUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestViteDistIgnored: in a Vite project (vite.config.* at the root), a
+// dist/ left by an earlier `vite build` is not read as site sources.
+func TestViteDistIgnored(t *testing.T) {
+	site := writeSite(t, map[string]string{
+		"index.html":                `<script type="module" src="/src/main.ts"></script>`,
+		"src/main.ts":               `console.log(1)`,
+		"vite.config.ts":            `export default {}`,
+		"dist/index.html":           `<script type="module" src="/assets/index-AAAAAAAA.js"></script>`,
+		"dist/assets/stale-BBBB.js": `x`,
+	})
+	out := filepath.Join(t.TempDir(), "out")
+	m := mustBuild(t, Options{SiteDir: site, OutDir: out})
+	for k := range m.Files {
+		if strings.HasPrefix(k, "dist/") {
+			t.Errorf("%s: published from vite's old output", k)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func (b *Builder) walk(ctx context.Context) (map[string]*srcFile, error) {
 		rel = filepath.ToSlash(rel)
 		name := d.Name()
 		if d.IsDir() {
-			if abs == b.outReal || abs == b.out || abs == b.public || name == "node_modules" || (strings.HasPrefix(name, ".") && !(name == ".well-known" && !strings.Contains(rel, "/"))) || b.excluded(rel) {
+			if abs == b.outReal || abs == b.out || abs == b.public || name == "node_modules" || (rel == "dist" && b.viteProject()) || (strings.HasPrefix(name, ".") && !(name == ".well-known" && !strings.Contains(rel, "/"))) || b.excluded(rel) {
 				return filepath.SkipDir
 			}
 			return nil
@@ -102,6 +102,17 @@ func (b *Builder) walk(ctx context.Context) (map[string]*srcFile, error) {
 		return nil, &BuildError{Messages: msgs}
 	}
 	return files, nil
+}
+
+// viteProject reports whether the site is a Vite project (a vite.config.*
+// at the root): its dist/ is vite build's output, not a source.
+func (b *Builder) viteProject() bool {
+	for _, ext := range []string{".js", ".ts", ".mjs", ".mts", ".cjs", ".cts"} {
+		if _, err := os.Stat(filepath.Join(b.site, "vite.config"+ext)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Builder) excluded(rel string) bool {
