@@ -69,8 +69,11 @@ func vitePlugin(site, public string, bareEnv func()) api.Plugin {
 		pb.OnResolve(api.OnResolveOptions{Filter: `\?(url|raw)$`}, func(a api.OnResolveArgs) (api.OnResolveResult, error) {
 			p, q, _ := strings.Cut(a.Path, "?")
 			if strings.HasPrefix(p, "/") {
-				if pub := publicFile(public, p); pub != "" && q == "url" {
-					return api.OnResolveResult{Path: p, Namespace: publicNamespace}, nil
+				if pub := publicFile(public, p); pub != "" {
+					if q == "url" {
+						return api.OnResolveResult{Path: p, Namespace: publicNamespace}, nil
+					}
+					return api.OnResolveResult{Path: pub, Suffix: "?raw"}, nil
 				}
 				p = "." + p
 				a.ResolveDir = site

@@ -40,8 +40,10 @@ const (
 	PresetHugo    Preset = "hugo"
 )
 
-// Presets lists the preset names a user may give, for flags and errors.
-var Presets = []string{"auto", string(PresetVite), string(PresetAngular), string(PresetNext), string(PresetWebpack), string(PresetHugo)}
+// PresetNames lists the preset names a user may give, for flags and errors.
+func PresetNames() []string {
+	return []string{"auto", string(PresetVite), string(PresetAngular), string(PresetNext), string(PresetWebpack), string(PresetHugo)}
+}
 
 // ParsePreset reads a preset name ("auto" or "" is PresetAuto).
 func ParsePreset(s string) (Preset, error) {
@@ -51,7 +53,7 @@ func ParsePreset(s string) (Preset, error) {
 	case "vite", "angular", "next", "webpack", "hugo":
 		return Preset(s), nil
 	}
-	return "", fmt.Errorf("unknown preset %q: want one of %s", s, strings.Join(Presets, ", "))
+	return "", fmt.Errorf("unknown preset %q: want one of %s", s, strings.Join(PresetNames(), ", "))
 }
 
 // hashedNames are the name patterns (doublestar globs plus a regexp on the
@@ -120,7 +122,7 @@ func Import(ctx context.Context, opts PrebuiltOptions) (*manifest.Manifest, erro
 	}
 	if opts.Preset != PresetAuto {
 		if _, ok := hashedNames[opts.Preset]; !ok {
-			return nil, fmt.Errorf("unknown preset %q: want one of %s", opts.Preset, strings.Join(Presets, ", "))
+			return nil, fmt.Errorf("unknown preset %q: want one of %s", opts.Preset, strings.Join(PresetNames(), ", "))
 		}
 	}
 	workers := opts.Workers

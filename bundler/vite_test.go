@@ -154,7 +154,7 @@ func TestAssetImports(t *testing.T) {
 	site := writeSite(t, map[string]string{
 		"index.html":         `<script type="module" src="/src/main.ts"></script><img src="src/logo.svg">`,
 		"sub/page.html":      `<script type="module" src="../src/main.ts"></script>`,
-		"src/main.ts":        "import logo from './logo.svg'\nimport u from './data.json?url'\nimport raw from './note.txt?raw'\nimport fav from '/favicon.svg'\nimport root from '/src/img.png'\nconst img = new URL('./img.png', import.meta.url).href\nconsole.log(logo, u, raw, fav, root, img)\n",
+		"src/main.ts":        "import logo from './logo.svg'\nimport u from './data.json?url'\nimport raw from './note.txt?raw'\nimport fav from '/favicon.svg'\nimport favRaw from '/favicon.svg?raw'\nimport root from '/src/img.png'\nconst img = new URL('./img.png', import.meta.url).href\nconsole.log(logo, u, raw, fav, favRaw, root, img)\n",
 		"src/logo.svg":       "<svg>logo</svg>",
 		"src/data.json":      `{"a":1}`,
 		"src/note.txt":       "hello raw",
@@ -175,7 +175,7 @@ func TestAssetImports(t *testing.T) {
 			t.Errorf("bundle lacks the URL /%s:\n%s", f.Path, js)
 		}
 	}
-	if !strings.Contains(js, "hello raw") || !strings.Contains(js, `"/favicon.svg"`) {
+	if !strings.Contains(js, "hello raw") || !strings.Contains(js, `"/favicon.svg"`) || !strings.Contains(js, `"<svg/>"`) {
 		t.Errorf("bundle lacks the ?raw text or the public URL:\n%s", js)
 	}
 	if strings.Contains(js, "assetctl-asset:") {

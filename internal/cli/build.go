@@ -118,7 +118,7 @@ so stale files never survive and a failed build leaves it untouched.`,
 	f.StringArrayVar(&include, "include", nil, "glob of files to publish even though nothing references them (repeatable)")
 	f.StringVar(&mode, "mode", "", "mode for .env.[mode] files and import.meta.env.MODE (default production)")
 	f.StringVar(&prebuilt, "prebuilt", "", "make an assetctl output of DIR, another tool's build, without renaming or rewriting it")
-	f.StringVar(&preset, "preset", "auto", "with --prebuilt: the tool that built DIR, for its hashed names: "+strings.Join(bundler.Presets, ", "))
+	f.StringVar(&preset, "preset", "auto", "with --prebuilt: the tool that built DIR, for its hashed names: "+strings.Join(bundler.PresetNames(), ", "))
 	f.StringArrayVar(&immutable, "immutable", nil, "with --prebuilt: glob of files whose names carry a content hash (repeatable)")
 	return cmd
 }
