@@ -22,8 +22,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/evanw/esbuild/pkg/api"
@@ -51,8 +53,10 @@ type Options struct {
 	// be empty or an earlier build's output (it holds manifest.json).
 	OutDir string
 	// BaseURL, when set (https://cdn.example.com/assets/), makes the asset
-	// references in pages absolute URLs under it. Default: relative
-	// references as written.
+	// references in pages absolute URLs under it, and the URLs of files
+	// that code imports (import logo from './logo.svg'). Default: relative
+	// references as written in pages; root-relative URLs (/src/logo.1a2b3c4d.svg)
+	// for imported files.
 	BaseURL string
 	// Entries are extra esbuild entry points (site-relative paths), in
 	// addition to the module scripts found in pages. Default: none.
@@ -81,11 +85,35 @@ type Options struct {
 	// MissingAssets says what a reference to a missing file does.
 	// Default: MissingError.
 	MissingAssets MissingAssets
+	// PublicDir is the directory (relative to SiteDir, or absolute) whose
+	// files are copied to the output root as they are, under their own
+	// names and mutable, like Vite's public/. Default: "public" when the
+	// site has one; a PublicDir given but missing is an error.
+	PublicDir string
+	// Include are doublestar patterns (site-relative) of files published
+	// even though nothing references them. Default: none; pages, public
+	// files, well-known names, KeepNames and Entries are always published,
+	// and whatever they reference.
+	Include []string
+	// Mode is Vite's mode: it picks the .env.[mode] files and sets
+	// import.meta.env.MODE, DEV and PROD and process.env.NODE_ENV.
+	// Default: ModeProduction.
+	Mode string
+	// Environ is the process environment (KEY=value), whose VITE_*
+	// variables override those of the .env files. Default: none.
+	Environ []string
 	// Workers bounds the files processed at once. Default: GOMAXPROCS.
 	Workers int
 	// Logger receives warnings and debug detail. Default: discard.
 	Logger *slog.Logger
 }
+
+// The modes assetctl build and assetctl dev use; any other name is allowed
+// and reads its own .env.[mode] files.
+const (
+	ModeProduction  = "production"
+	ModeDevelopment = "development"
+)
 
 // wellKnown are the paths browsers and crawlers ask for by name.
 // Feeds are here too: readers subscribe to them by URL.
@@ -106,6 +134,8 @@ type Builder struct {
 	outReal   string // absolute, parent's symlinks resolved (to skip it inside the site)
 	base      string // BaseURL with a trailing slash, or ""
 	keep      []string
+	public    string // absolute public directory, "" when there is none
+	mode      string
 	target    api.Target
 	engines   []api.Engine
 	workers   int
@@ -117,6 +147,10 @@ type Builder struct {
 	esKey   string
 	digests map[string]digestEntry // plain files by source path
 	scans   map[string]scanEntry   // rewritable files by source path
+	omitted []string               // source files the last build left out
+	// envObject is set once code is seen using import.meta.env whole
+	// (not only its keys); see viteDefines.
+	envObject atomic.Bool
 }
 
 // digestEntry caches a plain file's hash while its stat stays the same.
@@ -182,7 +216,17 @@ func New(opts Options) (*Builder, error) {
 		b.base = strings.TrimSuffix(opts.BaseURL, "/") + "/"
 	}
 	b.keep = append(append([]string(nil), wellKnown...), opts.KeepNames...)
-	for _, p := range append(append([]string(nil), opts.KeepNames...), opts.Exclude...) {
+	b.mode = opts.Mode
+	if b.mode == "" {
+		b.mode = ModeProduction
+	}
+	if strings.ContainsAny(b.mode, "/\\ ") {
+		return nil, fmt.Errorf("mode %q: want a name like production or development", b.mode)
+	}
+	if err := b.findPublic(opts.PublicDir); err != nil {
+		return nil, err
+	}
+	for _, p := range slices.Concat(opts.KeepNames, opts.Exclude, opts.Include) {
 		if !doublestar.ValidatePattern(p) {
 			return nil, fmt.Errorf("pattern %q is not a valid glob", p)
 		}
@@ -252,8 +296,17 @@ func (b *Builder) Build(ctx context.Context, changed ...string) (*manifest.Manif
 	if err != nil {
 		return nil, err
 	}
+	b.omitted = p.omitted
 	b.log.Debug("built", "site", b.site, "out", b.out, "files", len(m.Files), "buildID", m.BuildID)
 	return m, nil
+}
+
+// Omitted lists the site's files (site-relative, sorted) that the last
+// successful Build left out because nothing published references them.
+func (b *Builder) Omitted() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.omitted)
 }
 
 // Close releases esbuild's incremental state. The Builder cannot be used

@@ -42,7 +42,11 @@ var assetLoaders = func() map[string]api.Loader {
 // bundle runs esbuild on the entry points (site-relative), reusing the
 // incremental context when the entry points are the same as last time.
 func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, error) {
-	key := strings.Join(entries, "\x00")
+	proj, err := b.loadProject(entries)
+	if err != nil {
+		return nil, err
+	}
+	key := strings.Join(entries, "\x00") + "\x01" + proj.key()
 	if b.es != nil && b.esKey != key {
 		b.es.Dispose()
 		b.es = nil
@@ -79,6 +83,11 @@ func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, erro
 			Charset:           api.CharsetUTF8,
 			Loader:            assetLoaders,
 			LogLevel:          api.LogLevelSilent,
+			Define:            proj.define,
+			Tsconfig:          proj.tsconfig,
+			JSX:               proj.jsx,
+			JSXImportSource:   proj.jsxSrc,
+			Plugins:           []api.Plugin{vitePlugin(b.site, b.public, func() { b.envObject.Store(true) })},
 		})
 		if cerr != nil {
 			return nil, esbuildError(cerr.Errors)
@@ -93,7 +102,11 @@ func (b *Builder) bundle(ctx context.Context, entries []string) (*esResult, erro
 		return nil, err
 	}
 	if len(res.Errors) > 0 {
-		return nil, esbuildError(res.Errors)
+		return nil, sfcHint(esbuildError(res.Errors))
+	}
+	if b.envObject.Load() && !proj.wholeEnv {
+		// Code uses import.meta.env whole: build again with it defined.
+		return b.bundle(ctx, entries)
 	}
 	if len(res.Warnings) > 0 {
 		for _, m := range esbuildError(res.Warnings).Messages {
@@ -159,6 +172,17 @@ func esbuildError(ms []api.Message) *BuildError {
 		be.Messages = append(be.Messages, msg)
 	}
 	sortMessages(be.Messages)
+	return be
+}
+
+// sfcHint points a user importing Vue or Svelte single-file components,
+// which need their framework's compiler, at the way that works.
+func sfcHint(be *BuildError) *BuildError {
+	for i, m := range be.Messages {
+		if strings.HasPrefix(m.Text, "No loader is configured for \".vue\"") || strings.HasPrefix(m.Text, "No loader is configured for \".svelte\"") {
+			be.Messages[i].Text += ": single-file components need their framework's compiler; build with vite and publish its output with assetctl build --prebuilt dist"
+		}
+	}
 	return be
 }
 

@@ -2,6 +2,8 @@ package bundler
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -109,6 +111,50 @@ func FuzzWebManifest(f *testing.F) {
 		var a bytes.Buffer
 		if err := rewriteWebManifest(&a, src, &fuzzResolver{}); err != nil {
 			t.Fatalf("rewrite of valid JSON: %v", err)
+		}
+	})
+}
+
+// FuzzStripJSONC checks the tsconfig comment stripper: valid JSON passes
+// through unchanged in meaning, and any input gives output without a
+// panic.
+func FuzzStripJSONC(f *testing.F) {
+	f.Add([]byte(`{ /* c */ "a": "//not a comment", "b": [1, 2,], // x
+}`))
+	f.Add([]byte(`{"compilerOptions":{"jsx":"react-jsx","jsxImportSource":"preact"}}`))
+	f.Add([]byte(`"unterminated`))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		out := stripJSONC(src)
+		if json.Valid(src) && !bytes.ContainsAny(src, "/,") {
+			var a, b any
+			if json.Unmarshal(src, &a) != nil || json.Unmarshal(out, &b) != nil || !reflect.DeepEqual(a, b) {
+				t.Fatalf("valid JSON changed meaning: %q -> %q", src, out)
+			}
+		}
+	})
+}
+
+// FuzzRewriteNewURL checks the new URL(..., import.meta.url) rewrite: it
+// never panics, leaves code without the pattern untouched, keeps every
+// line where it was (source maps), and imports what it replaced.
+func FuzzRewriteNewURL(f *testing.F) {
+	f.Add("const a = new URL('./img.png', import.meta.url)\nconst b = new URL(`../x/${y}.png`, import.meta.url)\n")
+	f.Add(`new URL("https://x", import.meta.url); new URL("/abs.svg",import.meta.url)`)
+	f.Add("new URL(\n  './a.png',\n  import.meta.url\n)\nnext()")
+	f.Fuzz(func(t *testing.T, src string) {
+		out, changed := rewriteNewURL(src)
+		if !changed {
+			if out != src {
+				t.Fatalf("unchanged code rewritten: %q -> %q", src, out)
+			}
+			return
+		}
+		// Code keeps its lines; the imports go on one line after it.
+		if got, want := strings.Count(out, "\n"), strings.Count(src, "\n")+2; got != want {
+			t.Fatalf("got %d line breaks, want %d: %q -> %q", got, want, src, out)
+		}
+		if !strings.Contains(out, "__assetctl_url_0") || !strings.Contains(out, "?url") {
+			t.Fatalf("rewrite without its import: %q", out)
 		}
 	})
 }

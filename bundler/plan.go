@@ -3,6 +3,7 @@ package bundler
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -54,6 +55,7 @@ type plan struct {
 	bySource map[string]*node // assets and pages by source path
 	entries  map[string]*node // entry-point bundles by source path
 	byES     map[string]*node // bundle outputs by esbuild name
+	omitted  []string         // source files left out (see prune)
 }
 
 // nodeFor is the node a reference to source path rel resolves to.
@@ -103,6 +105,8 @@ func (b *Builder) lookup(files map[string]*srcFile, from string, r ref) lookupRe
 	}
 	f, exists := files[rel]
 	switch {
+	case exists && f.public:
+		return lookupResult{} // served under the URL as written
 	case exists && isPage(rel):
 		return lookupResult{} // links between pages stay as they are
 	case exists && r.Kind == refLink && b.keepsName(rel):
@@ -129,7 +133,10 @@ var codeExts = map[string]bool{".js": true, ".mjs": true, ".cjs": true, ".ts": t
 // plan scans the site, bundles the entry points, and lays out the nodes.
 func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, error) {
 	var pages, sheets, manifests, scripts []string
-	for rel := range files {
+	for rel, f := range files {
+		if f.public {
+			continue // copied as it is
+		}
 		switch ext := strings.ToLower(path.Ext(rel)); {
 		case isPage(rel):
 			pages = append(pages, rel)
@@ -172,6 +179,9 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 	b.addSourceNodes(p, scans, es, entrySet, manifestSet, referenced)
 	p.addBundleNodes(es, entrySet)
 	b.linkSources(p)
+	if err := p.linkAssets(); err != nil {
+		return nil, err
+	}
 	for _, n := range p.bySource {
 		p.nodes = append(p.nodes, n)
 	}
@@ -180,6 +190,7 @@ func (b *Builder) plan(ctx context.Context, files map[string]*srcFile) (*plan, e
 	}
 	sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].key < p.nodes[j].key })
 	groupCycles(p.nodes)
+	p.omitted = b.prune(p, es)
 	if err := findCycle(p.nodes); err != nil {
 		return nil, err
 	}
@@ -230,8 +241,8 @@ func (b *Builder) discover(files map[string]*srcFile, pages, manifests []string,
 		}
 	}
 	for _, e := range b.opts.Entries {
-		rel := path.Clean(strings.TrimPrefix(filepathToSlash(e), "./"))
-		if _, ok := files[rel]; !ok {
+		rel := cleanRel(e)
+		if f, ok := files[rel]; !ok || f.public {
 			msgs = append(msgs, Message{Text: fmt.Sprintf("entry point %q not found in the site directory", e)})
 			continue
 		}
@@ -272,6 +283,10 @@ func (b *Builder) addSourceNodes(p *plan, scans map[string]scanEntry, es *esResu
 		ext := strings.ToLower(path.Ext(rel))
 		n := &node{key: rel, src: f, kind: manifest.KindAsset, done: make(chan struct{})}
 		switch {
+		case f.public:
+			n.keepName, n.kind = true, manifest.KindStatic
+			p.bySource[rel] = n
+			continue
 		case isPage(rel):
 			n.mode, n.kind, n.keepName = modePage, manifest.KindPage, true
 		case entries[rel] || entryExts[ext]:
@@ -382,6 +397,34 @@ func (b *Builder) linkSources(p *plan) {
 			}
 		}
 	}
+}
+
+// linkAssets makes every bundle output depend on the site files its code
+// imports for their URL (the markers vitePlugin leaves in place of them).
+func (p *plan) linkAssets() error {
+	var msgs []Message
+	for _, name := range sortedKeys(p.byES) {
+		n := p.byES[name]
+		seen := map[*node]bool{}
+		for _, m := range assetMarker.FindAllSubmatch(n.es.contents, -1) {
+			raw, _ := hex.DecodeString(string(m[1]))
+			rel := string(raw)
+			d := p.bySource[rel]
+			if d == nil {
+				msgs = append(msgs, Message{File: rel, Text: "imported from code but excluded from the site: remove it from --exclude"})
+				continue
+			}
+			if !seen[d] {
+				seen[d] = true
+				n.deps = append(n.deps, d)
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		sortMessages(msgs)
+		return &BuildError{Messages: msgs}
+	}
+	return nil
 }
 
 // referencedMap reports whether a script's sourceMappingURL names a file

@@ -17,6 +17,9 @@ type srcFile struct {
 	rel  string // relative to the site root, forward slashes
 	abs  string
 	stat statKey
+	// public files are served under their own name from the public
+	// directory, copied as they are; rel is their URL path.
+	public bool
 }
 
 // statKey identifies a file's content cheaply: if none of these changed,
@@ -51,7 +54,7 @@ func (b *Builder) walk(ctx context.Context) (map[string]*srcFile, error) {
 		rel = filepath.ToSlash(rel)
 		name := d.Name()
 		if d.IsDir() {
-			if abs == b.outReal || abs == b.out || name == "node_modules" || (strings.HasPrefix(name, ".") && !(name == ".well-known" && !strings.Contains(rel, "/"))) || b.excluded(rel) {
+			if abs == b.outReal || abs == b.out || abs == b.public || name == "node_modules" || (rel == "dist" && b.viteProject()) || (strings.HasPrefix(name, ".") && !(name == ".well-known" && !strings.Contains(rel, "/"))) || b.excluded(rel) {
 				return filepath.SkipDir
 			}
 			return nil
@@ -93,11 +96,23 @@ func (b *Builder) walk(ctx context.Context) (map[string]*srcFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	msgs = append(msgs, b.walkPublic(ctx, files)...)
 	if len(msgs) > 0 {
 		sortMessages(msgs)
 		return nil, &BuildError{Messages: msgs}
 	}
 	return files, nil
+}
+
+// viteProject reports whether the site is a Vite project (a vite.config.*
+// at the root): its dist/ is vite build's output, not a source.
+func (b *Builder) viteProject() bool {
+	for _, ext := range []string{".js", ".ts", ".mjs", ".mts", ".cjs", ".cts"} {
+		if _, err := os.Stat(filepath.Join(b.site, "vite.config"+ext)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Builder) excluded(rel string) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -382,7 +383,28 @@ func (w *writer) rewrite(n *node) ([]byte, error) {
 // bundleBytes is an esbuild output with the esbuild names of the outputs
 // it references replaced by their final names.
 func (w *writer) bundleBytes(n *node) []byte {
-	return replaceNames(n.es.contents, n.deps)
+	return w.replaceMarkers(replaceNames(n.es.contents, n.deps))
+}
+
+// replaceMarkers puts the final URLs of the site files code imported in
+// place of their markers: root-relative, or under BaseURL, as Vite does,
+// so a page in any directory can use them.
+func (w *writer) replaceMarkers(contents []byte) []byte {
+	if !bytes.Contains(contents, []byte("assetctl-asset:")) {
+		return contents
+	}
+	base := w.b.base
+	if base == "" {
+		base = "/"
+	}
+	return assetMarker.ReplaceAllFunc(contents, func(m []byte) []byte {
+		raw, _ := hex.DecodeString(string(m[len("assetctl-asset:") : len(m)-1]))
+		d := w.p.bySource[string(raw)]
+		if d == nil {
+			return m // reported while planning
+		}
+		return []byte(absoluteURL(base, d.file.Path, urlParts{}))
+	})
 }
 
 // replaceNames replaces the esbuild names of deps in contents by their
@@ -394,7 +416,12 @@ func replaceNames(contents []byte, deps []*node) []byte {
 	}
 	pairs := make([]string, 0, 2*len(deps))
 	for _, d := range deps {
-		pairs = append(pairs, path.Base(d.es.rel), path.Base(d.file.Path))
+		if d.es != nil { // site files imported for their URL are markers
+			pairs = append(pairs, path.Base(d.es.rel), path.Base(d.file.Path))
+		}
+	}
+	if len(pairs) == 0 {
+		return contents
 	}
 	return []byte(strings.NewReplacer(pairs...).Replace(string(contents)))
 }
@@ -418,7 +445,7 @@ func (w *writer) doGroup(ctx context.Context, g *group) error {
 				outside = append(outside, d)
 			}
 		}
-		pre[i] = replaceNames(m.es.contents, outside)
+		pre[i] = w.replaceMarkers(replaceNames(m.es.contents, outside))
 		fmt.Fprintf(key, "%s\x00%d\x00", m.es.rel, len(pre[i]))
 		key.Write(pre[i])
 	}

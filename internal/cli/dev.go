@@ -69,6 +69,9 @@ is not used in dev, assets are served locally.`,
 				return fmt.Errorf("build settings: %w", err)
 			}
 			opts.BaseURL = "" // dev serves every asset itself
+			if opts.Mode == "" {
+				opts.Mode = bundler.ModeDevelopment // import.meta.env.DEV, .env.development
+			}
 			opts.Logger = e.log
 			b, err := bundler.New(opts)
 			if err != nil {

@@ -10,6 +10,8 @@ package config
 //	  target: [es2020, safari15]
 //	  keep-name: [downloads/*.pdf]
 //	  missing-assets: warn
+//	  public-dir: static
+//	  include: [data/*.json]
 type Build struct {
 	// Out is the output directory; relative to the config file's directory.
 	Out string `yaml:"out" flag:"out"`
@@ -31,6 +33,15 @@ type Build struct {
 	Exclude []string `yaml:"exclude" flag:"exclude"`
 	// MissingAssets is "error" (default) or "warn".
 	MissingAssets string `yaml:"missing-assets" flag:"missing-assets"`
+	// PublicDir is copied to the output root as is (default: public/ when
+	// the site has one).
+	PublicDir string `yaml:"public-dir" flag:"public-dir"`
+	// Include lists glob patterns of files published even when nothing
+	// references them.
+	Include []string `yaml:"include" flag:"include"`
+	// Mode picks the .env.[mode] files and import.meta.env.MODE (default
+	// production for build, development for dev).
+	Mode string `yaml:"mode" flag:"mode"`
 	// Workers bounds parallel file processing (default: one per CPU).
 	Workers int `yaml:"workers" flag:"workers"`
 }
