@@ -12,6 +12,7 @@ import (
 	"github.com/assetctl/assetctl/internal/testsvc"
 	"github.com/assetctl/assetctl/shardedapi"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -180,4 +181,13 @@ func with(h ...[]string) []string {
 		out = append(out, x...)
 	}
 	return out
+}
+
+// testutilValue reads a counter's value.
+func testutilValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }
