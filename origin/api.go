@@ -91,7 +91,6 @@ type APIOptions struct {
 	Registerer prometheus.Registerer
 }
 
-
 // API serves the collections' documents as JSON:
 //
 //	GET, HEAD, PUT, PATCH, DELETE /api/{collection}/{id}
