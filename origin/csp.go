@@ -105,6 +105,7 @@ func newSecurityHeaders(cdnURL string, hstsMaxAge time.Duration) (*securityHeade
 }
 
 var (
+	jsonCSP        = []string{"default-src 'none'; frame-ancestors 'none'"}
 	nosniff        = []string{"nosniff"}
 	referrerPolicy = []string{"strict-origin-when-cross-origin"}
 )
@@ -115,7 +116,11 @@ var (
 // site; HSTS only over TLS (browsers ignore it over HTTP, and sending it
 // from a plain-HTTP dev server would pin a developer's localhost).
 func (s *securityHeaders) set(h http.Header, r *http.Request, nonce string) {
-	if nonce == "" {
+	if ct := h["Content-Type"]; nonce == "" && len(ct) == 1 && ct[0] == "application/json" {
+		// JSON is data, never a document: nothing may load from it and
+		// nothing may frame it (OWASP's REST advice), in fewer bytes.
+		h["Content-Security-Policy"] = jsonCSP
+	} else if nonce == "" {
 		h["Content-Security-Policy"] = s.cspNoNonce
 	} else {
 		h["Content-Security-Policy"] = []string{s.cspBefore + nonce + s.cspMid + nonce + s.cspAfter}

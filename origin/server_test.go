@@ -286,3 +286,20 @@ func TestServerGracefulShutdown(t *testing.T) {
 		t.Errorf("the server still accepts connections after Serve returned")
 	}
 }
+
+func TestServerJSONCSP(t *testing.T) {
+	s := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{}`)
+	}), ServerOptions{CDNURL: "https://cdn.example.com/"})
+	resp := call(t, s.Handler(), "GET", "/x", "")
+	want(t, resp, 200)
+	if got := resp.Header.Get("Content-Security-Policy"); got != "default-src 'none'; frame-ancestors 'none'" {
+		t.Errorf("CSP of a JSON response: got %q", got)
+	}
+	resp = call(t, s.Handler(), "GET", "/readyz", "")
+	want(t, resp, 200)
+	if got := resp.Header.Get("Content-Security-Policy"); got != "default-src 'none'; frame-ancestors 'none'" {
+		t.Errorf("CSP of /readyz: got %q", got)
+	}
+}
