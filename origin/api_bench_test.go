@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +29,11 @@ import (
 // The machine is shared, so the two sides alternate in rounds (b.N rounds
 // of 400 requests each from 8 keep-alive clients) and share any noise.
 // Reported: ratio (origin req/s ÷ bare req/s), each side's req/s, p50 and
-// p99 latency. Run with -benchtime 30x (see BENCHMARKS.md).
+// p99 latency, and cpu-ratio: the process CPU time (getrusage: server,
+// clients and GC together) per request of the bare side ÷ the origin's,
+// which is what the throughput ratio tends to when the cores are
+// saturated, and does not grow while the process waits for a core on a
+// busy machine. Run with -benchtime 30x (see BENCHMARKS.md).
 func BenchmarkAPIGet(b *testing.B) {
 	for _, tier := range []string{"L1", "Redis"} {
 		b.Run(tier, func(b *testing.B) {
@@ -78,6 +83,9 @@ func BenchmarkAPIGet(b *testing.B) {
 			b.StopTimer()
 			bareRate, originRate := sides[0].rate(), sides[1].rate()
 			b.ReportMetric(originRate/bareRate, "ratio")
+			b.ReportMetric(sides[0].cpuPerRequest()/sides[1].cpuPerRequest(), "cpu-ratio")
+			b.ReportMetric(sides[1].cpuPerRequest(), "origin-cpu-µs/req")
+			b.ReportMetric(sides[0].cpuPerRequest(), "bare-cpu-µs/req")
 			b.ReportMetric(bareRate, "bare-req/s")
 			b.ReportMetric(originRate, "origin-req/s")
 			b.ReportMetric(sides[0].percentile(50), "bare-p50-µs")
@@ -94,7 +102,19 @@ type loadSide struct {
 	client  *http.Client
 	body    []byte
 	elapsed time.Duration
+	cpu     time.Duration
 	lat     []time.Duration
+}
+
+// processCPU is the user+system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (s *loadSide) cpuPerRequest() float64 {
+	return float64(s.cpu.Microseconds()) / float64(len(s.lat))
 }
 
 const loadClients = 8
@@ -134,7 +154,7 @@ func (s *loadSide) get() error {
 func (s *loadSide) round(b *testing.B, n int) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for range loadClients {
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, n/loadClients)
@@ -153,6 +173,7 @@ func (s *loadSide) round(b *testing.B, n int) {
 	}
 	wg.Wait()
 	s.elapsed += time.Since(start)
+	s.cpu += processCPU() - cpu0
 }
 
 func (s *loadSide) rate() float64 { return float64(len(s.lat)) / s.elapsed.Seconds() }

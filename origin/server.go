@@ -233,9 +233,12 @@ func methodLabel(m string) string {
 // context value, one response recorder, then the routes.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &reqState{}
+	// One allocation holds the recorder and the request state.
+	rec := &recorder{ResponseWriter: w, srv: s}
+	st := &rec.state
+	rec.st = st
 	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
-	rec := &recorder{ResponseWriter: w, srv: s, st: st, r: r}
+	rec.r = r
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(rec, r.Body, s.o.MaxBodyBytes)
 	}
@@ -294,6 +297,7 @@ type recorder struct {
 	srv    *Server
 	st     *reqState
 	r      *http.Request
+	state  reqState
 }
 
 func (rw *recorder) finalHeaders() {
