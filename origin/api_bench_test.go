@@ -6,13 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/assetctl/assetctl/internal/testsvc"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -184,4 +187,134 @@ func (s *loadSide) percentile(p int) float64 {
 	}
 	slices.Sort(s.lat)
 	return float64(s.lat[len(s.lat)*p/100].Microseconds())
+}
+
+// BenchmarkAPIGetWrk is BenchmarkAPIGet with wrk as the load generator
+// (wrk -t1 -c8 -d3s --latency, a C client whose header parsing costs far
+// less than Go's, so the server side dominates what is measured): each of
+// the b.N rounds runs wrk against the bare handler and then the origin.
+// Reported: ratio of requests/s, each side's req/s, and the mean of the
+// rounds' p50 and p99. Run with -benchtime 3x.
+func BenchmarkAPIGetWrk(b *testing.B) {
+	wrk := testsvc.Binary(b, "wrk", "apt-get install -y wrk")
+	for _, tier := range []string{"L1", "Redis"} {
+		b.Run(tier, func(b *testing.B) {
+			bare, origin := benchHandlers(b, tier)
+			urls := []string{serveBench(b, bare), serveBench(b, origin)}
+			var reqs, secs, p50, p99 [2]float64
+			rounds := 0
+			for b.Loop() {
+				rounds++
+				for i, u := range urls {
+					r := runWrk(b, wrk, u)
+					reqs[i] += r.rate * 3
+					secs[i] += 3
+					p50[i] += r.p50
+					p99[i] += r.p99
+				}
+			}
+			n := float64(rounds)
+			b.ReportMetric((reqs[1]/secs[1])/(reqs[0]/secs[0]), "ratio")
+			b.ReportMetric(reqs[0]/secs[0], "bare-req/s")
+			b.ReportMetric(reqs[1]/secs[1], "origin-req/s")
+			b.ReportMetric(p50[0]/n, "bare-p50-µs")
+			b.ReportMetric(p99[0]/n, "bare-p99-µs")
+			b.ReportMetric(p50[1]/n, "origin-p50-µs")
+			b.ReportMetric(p99[1]/n, "origin-p99-µs")
+		})
+	}
+}
+
+// benchHandlers are the bare handler and the origin (Server + API over a
+// 4-shard store) serving the same product for a cache tier.
+func benchHandlers(b *testing.B, tier string) (bare, origin http.Handler) {
+	cfg := stackConfig{}
+	if tier == "L1" {
+		cfg.L1Size = 10000
+	}
+	st := newStack(b, cfg)
+	a := newTestAPI(b, st, nil)
+	body := `{"name":"Desk lamp","price":3499,"sku":"LAMP-1","description":"A small lamp with a long cord and a heavy base.","tags":["home","light"]}`
+	want(b, call(b, a, "PUT", "/api/products/p1", body, auth...), 201)
+	stored := []byte(want(b, call(b, a, "GET", "/api/products/p1", ""), 200))
+	mux := http.NewServeMux()
+	mux.Handle("/api/", a)
+	origin = newTestServer(b, mux, ServerOptions{}).Handler()
+	if tier == "L1" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(stored)
+		}), origin
+	}
+	key := "bench:origin:" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := st.RDB.Set(context.Background(), key, stored, time.Hour).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.RDB.Del(context.Background(), key) })
+	rdb := st.RDB.(*redis.Client)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := rdb.Get(r.Context(), key).Bytes()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(v)
+	}), origin
+}
+
+// serveBench serves h on loopback until the benchmark ends and returns the
+// product's URL.
+func serveBench(b *testing.B, h http.Handler) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(l)
+	b.Cleanup(func() { hs.Close() })
+	return "http://" + l.Addr().String() + "/api/products/p1"
+}
+
+type wrkResult struct{ rate, p50, p99 float64 }
+
+// runWrk runs wrk for 3 seconds and reads requests/s and the p50 and p99
+// latency (µs) from its --latency report; any non-2xx answer fails.
+func runWrk(b *testing.B, wrk, url string) wrkResult {
+	out, err := exec.Command(wrk, "-t1", "-c8", "-d3s", "--latency", url).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk %s: %v\n%s", url, err, out)
+	}
+	var r wrkResult
+	for line := range strings.SplitSeq(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.rate, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) == 2 && f[0] == "50%":
+			r.p50 = wrkMicros(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.p99 = wrkMicros(f[1])
+		case strings.Contains(line, "Non-2xx") || strings.Contains(line, "Socket errors"):
+			b.Fatalf("wrk %s: %s\n%s", url, line, out)
+		}
+	}
+	if r.rate == 0 {
+		b.Fatalf("wrk %s: no Requests/sec in\n%s", url, out)
+	}
+	return r
+}
+
+// wrkMicros reads a wrk duration such as 123.45us, 1.20ms or 2.00s.
+func wrkMicros(s string) float64 {
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"us", 1}, {"ms", 1000}, {"s", 1e6}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f * u.mult
+		}
+	}
+	return 0
 }

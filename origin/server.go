@@ -139,6 +139,34 @@ type Server struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	metrics  http.Handler
+	// children caches the label-resolved metrics of each (route, method,
+	// status): resolving labels validates and hashes every value, which
+	// showed up in the hot path's profile. Keys are bounded: routes are
+	// patterns, methods are methodLabel's, statuses are 100-999.
+	children sync.Map // metricKey → *routeMetrics
+}
+
+type metricKey struct {
+	route, method string
+	status        int
+}
+
+type routeMetrics struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (s *Server) routeMetrics(route, method string, status int) *routeMetrics {
+	k := metricKey{route, method, status}
+	if m, ok := s.children.Load(k); ok {
+		return m.(*routeMetrics)
+	}
+	m := &routeMetrics{
+		requests: s.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+		duration: s.duration.WithLabelValues(route, method),
+	}
+	actual, _ := s.children.LoadOrStore(k, m)
+	return actual.(*routeMetrics)
 }
 
 // NewServer validates o and wraps handler (the site: the API, pages).
@@ -274,8 +302,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	elapsed := time.Since(start)
 	method := methodLabel(r.Method)
-	s.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	s.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	m := s.routeMetrics(route, method, status)
+	m.requests.Inc()
+	m.duration.Observe(elapsed.Seconds())
 	if !s.o.DisableAccessLog && s.log.Enabled(r.Context(), slog.LevelInfo) {
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
