@@ -268,7 +268,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 	rec.r = r
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(rec, r.Body, s.o.MaxBodyBytes)
+		// The original writer, so net/http learns of an oversized body
+		// and closes the connection instead of reading the rest.
+		r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes)
 	}
 	switch r.URL.Path {
 	case "/healthz":
