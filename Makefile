@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
+.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard fuzz-origin-api
 
 all: build
 
@@ -87,6 +87,7 @@ bench-shard:
 	$(GO) test -run '^$$' -bench 'KeyDistribution|Locate' -count 3 ./shardedapi
 
 fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-vite
+fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-origin-api
 
 FUZZTIME ?= 30s
 ## fuzz-build: run the HTML, CSS and web manifest rewriter fuzzers for FUZZTIME each.
@@ -136,6 +137,12 @@ tools: tools-node
 tools-node:
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 	@command -v hugo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hugo; }
+
+## fuzz-origin-api: the origin's JSON API request handling (real PostgreSQL and Redis) and cache tags.
+fuzz-origin-api:
+	for f in FuzzAPIRequest FuzzDocumentTag; do \
+		$(GO) test ./origin -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 clean:
 	rm -rf bin dist
