@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
 	"github.com/spf13/pflag"
 )
 
@@ -71,7 +72,32 @@ func Parse(name string, data []byte) (*File, error) {
 		return nil, &Error{Path: name, Msg: yaml.FormatError(err, false, true)}
 	}
 	f.Path = name
+	if err := f.Serve.validate(); err != nil {
+		return nil, &Error{Path: name + lineOf(data, err), Msg: err.Error()}
+	}
 	return &f, nil
+}
+
+// lineOf is ":LINE" of the value a *fieldError points at, or "" when it
+// cannot be found.
+func lineOf(data []byte, err error) string {
+	var fe *fieldError
+	if !errors.As(err, &fe) {
+		return ""
+	}
+	file, perr := parser.ParseBytes(data, 0)
+	if perr != nil {
+		return ""
+	}
+	path, perr := yaml.PathString("$." + fe.Path)
+	if perr != nil {
+		return ""
+	}
+	node, perr := path.FilterFile(file)
+	if perr != nil || node == nil || node.GetToken() == nil {
+		return ""
+	}
+	return fmt.Sprintf(":%d", node.GetToken().Position.Line)
 }
 
 // Error is a config file that could not be decoded or validated.
