@@ -101,6 +101,8 @@ type Route struct {
 	Path string `yaml:"path"`
 	// Template is the template file name in the templates directory.
 	Template string `yaml:"template"`
+	// Title is the page's title; a document's "name" field replaces it.
+	Title string `yaml:"title"`
 	// Document is the collection of the one document the page shows; its
 	// ID is the Param wildcard of Path.
 	Document string `yaml:"document"`

@@ -110,3 +110,13 @@ func TestParseShardsErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleSiteServeConfig(t *testing.T) {
+	f, err := Load("", "../../examples/site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Serve.Shards) != 4 || len(f.Serve.Routes) != 3 || len(f.Serve.Collections) != 2 {
+		t.Errorf("got %d shards, %d routes, %d collections, want 4, 3 and 2", len(f.Serve.Shards), len(f.Serve.Routes), len(f.Serve.Collections))
+	}
+}
