@@ -67,6 +67,7 @@ type Product struct {
 	Name        string   `json:"name"`
 	Description string   `json:"description"`
 	PriceCents  int      `json:"price_cents"`
+	Price       string   `json:"price"` // PriceCents for people: "€12.34"
 	Category    string   `json:"category"`
 	Tags        []string `json:"tags"`
 	Stock       int      `json:"stock"`
@@ -110,6 +111,7 @@ func Generate(o Options) []Doc {
 			Category:   pick(r, categories),
 			Stock:      r.IntN(200),
 		}
+		p.Price = fmt.Sprintf("€%d.%02d", p.PriceCents/100, p.PriceCents%100)
 		p.Description = fmt.Sprintf("A %s %s for every day, made of %s. Item %d of the example catalogue.",
 			strings.ToLower(pick(r, adjectives)), strings.ToLower(p.Name[strings.LastIndexByte(p.Name, ' ')+1:]), strings.ToLower(pick(r, materials)), n)
 		for _, t := range tags {
