@@ -74,6 +74,9 @@ type Serve struct {
 	// CORSOrigin are the origins allowed to call the API from a browser
 	// (default none: CORS off).
 	CORSOrigin []string `yaml:"cors-origin" flag:"cors-origin"`
+	// DrainDelay is how long /readyz answers 503 on SIGTERM before the
+	// server stops accepting connections (default 0).
+	DrainDelay time.Duration `yaml:"drain-delay" flag:"drain-delay"`
 	// TLSCert and TLSKey serve HTTPS (and HTTP/2) when both are set.
 	TLSCert string `yaml:"tls-cert" flag:"tls-cert"`
 	TLSKey  string `yaml:"tls-key" flag:"tls-key"`
@@ -92,6 +95,9 @@ type Collection struct {
 	Unique []string `yaml:"unique"`
 	// PublicRead lets GETs through without the token (default false).
 	PublicRead bool `yaml:"public-read"`
+	// Cache is the Cache-Control of the API's public reads (default: shared
+	// for a minute; writes purge the document's tag at the edge).
+	Cache RouteCache `yaml:"cache"`
 }
 
 // Route is one page: a URL pattern, its template, and the data it shows.
@@ -117,13 +123,13 @@ type Route struct {
 }
 
 // RouteCache is a page's HTTP caching: shared (CDN-cacheable, the
-// default) or private. The zero value is "public, max-age=0, s-maxage=60".
+// default) or private. The zero value is "public, max-age=0, s-maxage=60":
+// browsers always revalidate, the edge keeps the page until it expires or
+// a write purges its tag.
 type RouteCache struct {
 	// Private marks a per-user page: "private, no-store", never cached
 	// at the edge. The durations must then be unset.
 	Private bool `yaml:"private"`
-	// MaxAge is the browser's max-age (default 0: browsers revalidate).
-	MaxAge time.Duration `yaml:"max-age"`
 	// SMaxAge is how long the edge keeps the page (default 1m).
 	SMaxAge time.Duration `yaml:"s-maxage"`
 	// StaleWhileRevalidate lets the edge serve a stale copy while it fetches
@@ -136,28 +142,6 @@ type RouteCache struct {
 
 // DefaultSMaxAge is a shared page's edge lifetime when the route sets none.
 const DefaultSMaxAge = time.Minute
-
-// CacheControl is the route's Cache-Control header value.
-func (c RouteCache) CacheControl() string {
-	if c.Private {
-		return "private, no-store"
-	}
-	s := c.SMaxAge
-	if s == 0 {
-		s = DefaultSMaxAge
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "public, max-age=%d, s-maxage=%d", secs(c.MaxAge), secs(s))
-	if c.StaleWhileRevalidate > 0 {
-		fmt.Fprintf(&b, ", stale-while-revalidate=%d", secs(c.StaleWhileRevalidate))
-	}
-	if c.StaleIfError > 0 {
-		fmt.Fprintf(&b, ", stale-if-error=%d", secs(c.StaleIfError))
-	}
-	return b.String()
-}
-
-func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
 // DefaultRouteLimit is a list page's size when the route sets none.
 const DefaultRouteLimit = 20
@@ -230,10 +214,10 @@ func (s *Serve) validate() error {
 			return &fieldError{p + ".limit", fmt.Sprintf("limit %d: give 1..1000, with list", r.Limit)}
 		}
 		c := r.Cache
-		if c.Private && (c.MaxAge|c.SMaxAge|c.StaleWhileRevalidate|c.StaleIfError) != 0 {
+		if c.Private && (c.SMaxAge|c.StaleWhileRevalidate|c.StaleIfError) != 0 {
 			return &fieldError{p + ".cache", "a private page is never cached: drop the durations or private"}
 		}
-		for name, d := range map[string]time.Duration{"max-age": c.MaxAge, "s-maxage": c.SMaxAge, "stale-while-revalidate": c.StaleWhileRevalidate, "stale-if-error": c.StaleIfError} {
+		for name, d := range map[string]time.Duration{"s-maxage": c.SMaxAge, "stale-while-revalidate": c.StaleWhileRevalidate, "stale-if-error": c.StaleIfError} {
 			if d < 0 || d%time.Second != 0 {
 				return &fieldError{p + ".cache." + name, fmt.Sprintf("%v: give whole seconds, 0 or more", d)}
 			}
