@@ -8,17 +8,27 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
+.PHONY: all build demo demo-build demo-clean test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/assetctl
 
-## demo: build the example site into dist/ and show the manifest summary.
+## demo: the whole pipeline with real components: build → deploy to a local versitygw →
+## Varnish (xkey) as the CDN for assets and pages → assetctl serve on 4 PostgreSQL shards
+## and Redis, seeded; prints the URLs, Ctrl-C stops everything (scripts/demo.sh).
+## DEMO_ONCE=1 checks every URL and exits.
 demo: build
+	./scripts/demo.sh
+
+## demo-build: the earlier demo: build the example site into dist/ and show the manifest summary.
+demo-build: build
 	./$(BIN) build examples/site -o dist
 	@echo "built examples/site into dist/ (manifest: dist/manifest.json)"
+
+demo-clean:
+	rm -rf .demo dist
 
 ## test: gofmt check, go vet, staticcheck, then the race-enabled test suite.
 test: lint unit
