@@ -63,6 +63,9 @@ type Serve struct {
 	Redis string `yaml:"redis" flag:"redis"`
 	// L1 turns the in-process cache tier on (default off).
 	L1 *bool `yaml:"l1" flag:"l1"`
+	// CachePrefix starts this site's Redis keys, so sites can share a
+	// Redis (default "assetctl:serve:").
+	CachePrefix string `yaml:"cache-prefix" flag:"cache-prefix"`
 	// CacheTTL is how long a cached document is fresh (default 5m).
 	CacheTTL time.Duration `yaml:"cache-ttl" flag:"cache-ttl"`
 	// Token is the bearer token writes (and private reads) need.
