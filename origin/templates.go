@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -73,10 +74,12 @@ func (e *CheckError) Unwrap() []error {
 //
 // Every *.html file under the directory (nested directories included) is
 // a template named by its slash-separated path relative to the directory
-// ("product.html", "layouts/base.html"). Each file is rendered in a set
-// holding every other file and then itself, so layouts and partials are
-// shared through {{template}} and {{block}}, and two pages may both
-// {{define "content"}} without overwriting each other.
+// ("product.html", "layouts/base.html"). Layouts and partials (files
+// another file invokes by name, files under layouts/, partials/,
+// components/ or shared/, and files named _*.html) are shared: each file
+// is rendered in a set holding every shared file and then itself, so a
+// page can {{define "content"}} for the layout's {{block "content"}}
+// without another page's "content" overwriting it.
 //
 // Template functions:
 //
@@ -178,26 +181,40 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 	sort.Strings(t.names)
 
 	// Every file alone first, so each syntax error is reported against
-	// its own file and all of them at once.
+	// its own file and all of them at once; and to learn which files are
+	// layouts or partials (see isShared).
 	stub := t.funcsFor(&snapshot{assets: a})
 	var errs []error
+	invoked := map[string]bool{}
 	for _, name := range t.names {
-		if _, err := template.New(name).Funcs(stub).Parse(srcs[name]); err != nil {
+		alone, err := template.New(name).Funcs(stub).Parse(srcs[name])
+		if err != nil {
 			errs = append(errs, fmt.Errorf("parse template %s: %w", filepath.Join(dir, name), err))
+			continue
+		}
+		for _, tt := range alone.Templates() {
+			if tt.Tree != nil {
+				for _, c := range walkTree(tt.Tree).calls {
+					invoked[c] = true
+				}
+			}
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	all := template.New("").Funcs(stub)
+	shared := template.New("").Funcs(stub)
 	for _, name := range t.names {
-		if _, err := all.New(name).Parse(srcs[name]); err != nil {
+		if !isShared(name, invoked) {
+			continue
+		}
+		if _, err := shared.New(name).Parse(srcs[name]); err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", filepath.Join(dir, name), err)
 		}
 	}
 	seen := map[string]bool{} // file\x00pos: a tree walked in two sets counts once
 	for _, name := range t.names {
-		set, err := all.Clone()
+		set, err := shared.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("load template %s: %w", name, err)
 		}
@@ -237,6 +254,28 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// sharedDirs hold layouts and partials by convention.
+var sharedDirs = map[string]bool{"layouts": true, "partials": true, "components": true, "shared": true}
+
+// isShared reports whether a template file is a layout or partial, whose
+// {{define}}s every other file sees, rather than a page, whose {{define}}s
+// (its "content", "title", ...) only it sees. A file is shared when
+// another file invokes it by name ({{template "layouts/base.html" .}}),
+// when it sits under a directory named layouts, partials, components or
+// shared, or when its name starts with "_".
+func isShared(name string, invoked map[string]bool) bool {
+	if invoked[name] || strings.HasPrefix(path.Base(name), "_") {
+		return true
+	}
+	dirs := strings.Split(name, "/")
+	for _, d := range dirs[:len(dirs)-1] {
+		if sharedDirs[d] {
+			return true
+		}
+	}
+	return false
 }
 
 // reachableEntries lists the constant entry names of root and of every
