@@ -112,14 +112,14 @@ fuzz-dev:
 	done
 
 ## fuzz-deploy, fuzz-shard: the deploy record, CloudFront path and --bucket parsers; the
-## cache entry decoder, ID parser and router.
+## cache entry decoder, ID parser, router and the documents' JSON merge patch.
 fuzz-deploy:
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzCloudFrontPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cli -run '^$$' -fuzz '^FuzzParseBucket$$' -fuzztime $(FUZZTIME)
 
 fuzz-shard:
-	for f in FuzzDecodeEntry FuzzParseID FuzzLocate; do \
+	for f in FuzzDecodeEntry FuzzParseID FuzzLocate FuzzMergePatch; do \
 		$(GO) test ./shardedapi -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 

@@ -40,7 +40,9 @@ type Options struct {
 	// Logger receives the package's logs. Default: discard.
 	Logger *slog.Logger
 	// Registerer receives the per-shard database metrics
-	// (shardedapi_db_*). Default: none registered.
+	// (shardedapi_db_*). One open Cluster per Registerer: a second Open on
+	// the same one fails (wrap it with a label to tell Clusters apart);
+	// Close unregisters them. Default: none registered.
 	Registerer prometheus.Registerer
 }
 
@@ -113,6 +115,7 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 	defer func() {
 		if !ok {
 			c.closePools()
+			m.unregister()
 		}
 	}()
 	if c.catalog, err = newPool(ctx, catalogName, opts.CatalogDSN, opts.MaxConnsPerShard, newTracer(m, catalogName)); err != nil {
@@ -205,6 +208,7 @@ func (c *Cluster) Close() error {
 		close(c.stop)
 		c.wg.Wait()
 		c.closePools()
+		c.metrics.unregister()
 	})
 	return nil
 }

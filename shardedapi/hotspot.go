@@ -14,8 +14,8 @@ import (
 // HotspotOptions tune Hotspots.
 type HotspotOptions struct {
 	// Tables are the sharded tables whose rows are counted; each needs an
-	// integer "bucket" column (Store's users table has one). Default
-	// []string{"users"}.
+	// integer "bucket" column (Store's users and DocumentStore's documents have one). Default
+	// []string{"users", "documents"}.
 	Tables []string
 	// GatherOptions bound each shard's counting query.
 	GatherOptions GatherOptions
@@ -64,7 +64,7 @@ type HotspotReport struct {
 // counters (CountRead, CountWrite).
 func (c *Cluster) Hotspots(ctx context.Context, opts HotspotOptions) (HotspotReport, error) {
 	if len(opts.Tables) == 0 {
-		opts.Tables = []string{"users"}
+		opts.Tables = []string{"users", "documents"}
 	}
 	t := c.table.Load()
 	type count struct {

@@ -74,11 +74,44 @@ func unreachable(err error) bool {
 	return strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "closed pool")
 }
 
+// readRetry runs read, an idempotent read of this shard, and runs it once
+// more when it failed on a dead pooled connection: one the server dropped
+// while it sat idle (a restart, a failover, a proxy's idle timeout), which
+// the pool only finds out about when a query is sent on it. After a restart
+// every idle connection is as dead as that one, so the pool is reset first
+// and the retry dials a fresh connection. Errors that say the server cannot
+// be reached now (refused, timed out) are not retried: a retry would only
+// wait again. Writes must not use this: a write may have been applied
+// before the connection died.
+func (s *Shard) readRetry(ctx context.Context, read func(ctx context.Context) error) error {
+	err := read(ctx)
+	if err == nil || ctx.Err() != nil || !deadConn(err) {
+		return err
+	}
+	s.pool.Reset()
+	s.tracer.retries.Inc()
+	return read(ctx)
+}
+
+// deadConn reports whether err came from a connection that was open but
+// turned out dead, as opposed to a server that cannot be reached at all.
+func deadConn(err error) bool {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return false
+	}
+	return unreachable(err)
+}
+
 // dbMetrics are the per-shard database metrics.
 type dbMetrics struct {
 	queries  *prometheus.CounterVec   // shard, outcome
 	duration *prometheus.HistogramVec // shard
 	acquires *prometheus.CounterVec   // shard, outcome
+	retries  *prometheus.CounterVec   // shard
+
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
 }
 
 func newDBMetrics(reg prometheus.Registerer) (*dbMetrics, error) {
@@ -96,36 +129,35 @@ func newDBMetrics(reg prometheus.Registerer) (*dbMetrics, error) {
 			Name: "shardedapi_db_connection_acquires_total",
 			Help: "Connection acquisitions from each shard's pool, by outcome (ok or error: an error usually means the shard is down).",
 		}, []string{"shard", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardedapi_db_read_retries_total",
+			Help: "Idempotent reads retried on a fresh connection after a pooled connection turned out dead (e.g. after the shard's server restarted).",
+		}, []string{"shard"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	m.queries, err = register(reg, m.queries)
-	if err != nil {
-		return nil, err
+	m.reg = reg
+	for _, c := range []prometheus.Collector{m.queries, m.duration, m.acquires, m.retries} {
+		if err := reg.Register(c); err != nil {
+			m.unregister()
+			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
+				return nil, fmt.Errorf("register shardedapi_db_* metrics: %w (another open Cluster registered them on this Registerer: Close it first, or give each Cluster its own Registerer, e.g. prometheus.WrapRegistererWith(prometheus.Labels{\"cluster\": name}, reg))", err)
+			}
+			return nil, fmt.Errorf("register shardedapi_db_* metrics: %w", err)
+		}
+		m.collectors = append(m.collectors, c)
 	}
-	m.duration, err = register(reg, m.duration)
-	if err != nil {
-		return nil, err
-	}
-	m.acquires, err = register(reg, m.acquires)
-	return m, err
+	return m, nil
 }
 
-// register registers c, or reuses the identical collector already
-// registered (two Clusters on one registry share the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register metrics: %w", err)
+// unregister removes the series from the Registerer, so that a Cluster can
+// be opened on it again after Close.
+func (m *dbMetrics) unregister() {
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
 	}
-	return c, nil
+	m.collectors = nil
 }
 
 // tracer feeds dbMetrics from pgx's query and pool-acquire hooks.
@@ -135,6 +167,7 @@ type tracer struct {
 	queries  [2]prometheus.Counter // ok, error
 	acquires [2]prometheus.Counter
 	duration prometheus.Observer
+	retries  prometheus.Counter
 }
 
 type traceStartKey struct{}
@@ -145,6 +178,7 @@ func newTracer(m *dbMetrics, shard string) *tracer {
 		queries:  [2]prometheus.Counter{m.queries.WithLabelValues(shard, "ok"), m.queries.WithLabelValues(shard, "error")},
 		acquires: [2]prometheus.Counter{m.acquires.WithLabelValues(shard, "ok"), m.acquires.WithLabelValues(shard, "error")},
 		duration: m.duration.WithLabelValues(shard),
+		retries:  m.retries.WithLabelValues(shard),
 	}
 }
 

@@ -219,13 +219,19 @@ func scanUser(row pgx.Row) (User, error) {
 	return u, err
 }
 
-// loadUser reads a user from its shard.
+// loadUser reads a user from its shard (retrying once on a dead pooled
+// connection, see Shard.readRetry).
 func (s *Store) loadUser(ctx context.Context, id ID) (User, error) {
 	loc, err := s.c.LocateID(id)
 	if err != nil {
 		return User{}, fmt.Errorf("load user: %w", err)
 	}
-	u, err := scanUser(loc.Shard.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, int64(id)))
+	var u User
+	err = loc.Shard.readRetry(ctx, func(ctx context.Context) error {
+		var err error
+		u, err = scanUser(loc.Shard.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, int64(id)))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, fmt.Errorf("load user %d: %w", int64(id), ErrNotFound)
 	}
@@ -379,12 +385,16 @@ func (s *Store) NewestUsers(ctx context.Context, n int, opts GatherOptions) (Use
 	if n < 1 || n > 1000 {
 		return UserPage{}, fmt.Errorf("list newest users: %w: n is %d, want 1..1000", ErrInvalidValue, n)
 	}
-	g, err := Gather(ctx, s.c, opts, func(ctx context.Context, sh *Shard) ([]User, error) {
-		rows, err := sh.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY id DESC LIMIT $1`, n)
-		if err != nil {
-			return nil, err
-		}
-		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+	g, err := Gather(ctx, s.c, opts, func(ctx context.Context, sh *Shard) (users []User, err error) {
+		err = sh.readRetry(ctx, func(ctx context.Context) error {
+			rows, err := sh.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY id DESC LIMIT $1`, n)
+			if err != nil {
+				return err
+			}
+			users, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+			return err
+		})
+		return users, err
 	})
 	if err != nil {
 		return UserPage{}, fmt.Errorf("list newest users: %w", err)
