@@ -158,6 +158,7 @@ sub vcl_backend_response {
 sub vcl_deliver {
   if (local.socket == "cdn") {
     set resp.http.Access-Control-Allow-Origin = "*";
+    set resp.http.Timing-Allow-Origin = "*";
   }
   if (obj.hits > 0) { set resp.http.X-Cache = "HIT"; } else { set resp.http.X-Cache = "MISS"; }
 }
