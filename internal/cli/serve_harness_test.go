@@ -79,6 +79,33 @@ func (d *serveData) documentReads(t *testing.T) int64 {
 	return total
 }
 
+// waitBackendsGone waits until no other connection to the shards is open:
+// a server backend flushes its statistics when it exits, which happens a
+// moment after its client closed the connection.
+func (d *serveData) waitBackendsGone(t *testing.T) {
+	t.Helper()
+	for _, dsn := range d.shards {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			cancel()
+			t.Fatalf("connect to shard: %v", err)
+		}
+		for {
+			var n int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+				t.Fatalf("read pg_stat_activity: %v", err)
+			}
+			if n == 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		conn.Close(ctx)
+		cancel()
+	}
+}
+
 // buildExample builds the example site into a temporary directory and
 // returns it.
 func buildExample(t *testing.T, extra ...string) string {
