@@ -208,6 +208,20 @@ if [ -n "${DEMO_ONCE:-}" ]; then
 		echo "demo: $code $u"
 		[ "$code" = 200 ] || fail=1
 	done
+	# A write purges the page's tag at the edge: the next view shows it.
+	page=http://127.0.0.1:$PAGES_PORT/products/p00042
+	curl -s -o /dev/null "$page"
+	hit=$(curl -s -o /dev/null -D - "$page" | tr -d '\r' | sed -n 's/^X-Cache: //p')
+	price="€$((RANDOM % 90 + 10)).99"
+	curl -s -o /dev/null -X PATCH -H 'Authorization: Bearer demo-token-change-me' \
+		-H 'Content-Type: application/merge-patch+json' -d "{\"price\":\"$price\"}" \
+		"http://127.0.0.1:$PAGES_PORT/api/products/p00042"
+	if [ "$hit" = HIT ] && curl -s "$page" | grep -q "$price"; then
+		echo "demo: a cached page (X-Cache: $hit) shows the PATCHed price $price at once: its tag was purged"
+	else
+		echo "demo: the PATCHed price $price is not on the page through the edge (X-Cache was $hit)" >&2
+		fail=1
+	fi
 	exit $fail
 fi
 wait "${pids[-1]}"
