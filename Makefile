@@ -65,8 +65,15 @@ tools-apt:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-bench: build bench-build bench-cache bench-dev bench-shard
+bench: build bench-build bench-cache bench-dev bench-shard bench-serve
 	@echo "see BENCHMARKS.md for what each benchmark measures"
+
+## bench-serve: wrk on loopback: the example's product page from assetctl serve vs a bare
+## net/http handler writing the same response, 9 alternating 3 s rounds (medians), and the
+## origin's peak RSS under that load (needs PostgreSQL, Redis and wrk).
+.PHONY: bench-serve
+bench-serve:
+	$(GO) test -run '^$$' -bench 'BenchmarkServePage' -benchtime 1x -timeout 20m ./internal/cli
 
 ## bench-dev: assetctl dev in headless Chromium on examples/site: median time from a file
 ## write to the browser showing it (CSS swap, script reload) vs baselines from the same run,

@@ -3,12 +3,15 @@ package origin
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,7 +119,35 @@ type Pages struct {
 	mux       *http.ServeMux
 	templates atomic.Pointer[Templates]
 	bufs      sync.Pool
+
+	// Rendered pages by what they were rendered from, with placeholder
+	// in place of the CSP nonce: a page is a pure function of its
+	// template, build and documents, so a hot page is rendered once per
+	// document revision and each request only writes its own nonce in.
+	placeholder string
+	mu          sync.Mutex
+	rendered    map[renderKey]*renderedPage
 }
+
+// renderKey identifies a rendered page. docs is the shown documents'
+// collection/id@rev list, so any write (a new revision) misses.
+type renderKey struct {
+	t      *Templates
+	a      *Assets
+	name   string
+	path   string
+	status int
+	docs   string
+}
+
+type renderedPage struct {
+	body []byte
+	tags []string // the Surrogate-Key and xkey value, nil for none
+}
+
+// maxRendered bounds the rendered-page cache; when full it starts over
+// (cheap, and a hot page is back after one render).
+const maxRendered = 2048
 
 // ErrMissingTemplate means a route names a template the directory lacks.
 var ErrMissingTemplate = errors.New("template not found")
@@ -138,8 +169,15 @@ func NewPages(t *Templates, docs PageDocuments, o PagesOptions) (*Pages, error) 
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pages{docs: docs, opts: o, log: o.Logger, mux: http.NewServeMux()}
+	p := &Pages{docs: docs, opts: o, log: o.Logger, mux: http.NewServeMux(), rendered: map[renderKey]*renderedPage{}}
 	p.bufs.New = func() any { return new(bytes.Buffer) }
+	var tok [12]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return nil, fmt.Errorf("new pages: %w", err)
+	}
+	// Letters and digits only: a valid nonce, and never in escaped output
+	// by accident.
+	p.placeholder = "pgnonce" + hex.EncodeToString(tok[:])
 	if err := p.SetTemplates(t); err != nil {
 		return nil, err
 	}
@@ -204,12 +242,17 @@ func (p *Pages) serve(w http.ResponseWriter, r *http.Request, rt PageRoute) {
 		w.Header().Set("Link", link)
 		EarlyHints(w, r, link)
 	}
-	data := PageData{Title: rt.Title, Path: r.URL.Path, BuildID: a.BuildID()}
-	var tags []string
+	var (
+		key   strings.Builder
+		doc   shardedapi.Document
+		list  shardedapi.DocumentPage
+		cache = rt.Cache.String()
+	)
 	switch {
 	case rt.Document != "":
 		id := r.PathValue(rt.Param)
-		doc, err := p.docs.Get(r.Context(), rt.Document, id)
+		var err error
+		doc, err = p.docs.Get(r.Context(), rt.Document, id)
 		if err != nil {
 			if errors.Is(err, shardedapi.ErrNotFound) || errors.Is(err, shardedapi.ErrInvalidKey) || errors.Is(err, shardedapi.ErrInvalidValue) {
 				// Tagged like the document, so creating it purges the 404.
@@ -219,43 +262,74 @@ func (p *Pages) serve(w http.ResponseWriter, r *http.Request, rt PageRoute) {
 			p.dataError(w, r, err)
 			return
 		}
-		pd, err := pageDocument(doc)
-		if err != nil {
-			p.dataError(w, r, err)
-			return
-		}
-		data.Doc = &pd
-		if name, ok := pd.Data["name"].(string); ok && name != "" {
-			data.Title = name
-		}
-		tags = append(tags, DocumentTag(rt.Document, id))
+		writeDocKey(&key, doc)
 	case rt.List != "":
-		page, err := p.docs.List(r.Context(), rt.List, rt.Limit, "", p.opts.Gather)
+		var err error
+		list, err = p.docs.List(r.Context(), rt.List, rt.Limit, "", p.opts.Gather)
 		if err != nil {
 			p.dataError(w, r, err)
 			return
 		}
-		data.Partial = page.Partial
-		data.Docs = make([]PageDocument, 0, len(page.Documents))
-		tags = append(tags, CollectionTag(rt.List))
-		for _, d := range page.Documents {
-			pd, err := pageDocument(d)
+		for _, d := range list.Documents {
+			writeDocKey(&key, d)
+		}
+		if list.Partial {
+			// A page missing a shard's documents must not outlive the
+			// outage at the edge.
+			cache = "no-store"
+			w.Header().Set("X-Partial-Result", "true")
+			key.WriteString("partial")
+		}
+	}
+	data := func() (*PageData, error) {
+		data := &PageData{Title: rt.Title, Path: r.URL.Path, BuildID: a.BuildID(), Partial: list.Partial}
+		if rt.Document != "" {
+			pd, err := pageDocument(doc)
 			if err != nil {
-				p.dataError(w, r, err)
-				return
+				return nil, err
 			}
-			data.Docs = append(data.Docs, pd)
+			data.Doc = &pd
+			if name, ok := pd.Data["name"].(string); ok && name != "" {
+				data.Title = name
+			}
+		}
+		if rt.List != "" {
+			data.Docs = make([]PageDocument, 0, len(list.Documents))
+			for _, d := range list.Documents {
+				pd, err := pageDocument(d)
+				if err != nil {
+					return nil, err
+				}
+				data.Docs = append(data.Docs, pd)
+			}
+		}
+		return data, nil
+	}
+	// Tags name what the page was built from; hashed once per rendering.
+	tags := func() []string {
+		if rt.Document != "" {
+			return []string{DocumentTag(doc.Collection, doc.ID)}
+		}
+		if rt.List == "" {
+			return nil
+		}
+		tags := []string{CollectionTag(rt.List)}
+		for _, d := range list.Documents {
 			tags = append(tags, DocumentTag(d.Collection, d.ID))
 		}
+		return tags
 	}
-	cache := rt.Cache.String()
-	if data.Partial {
-		// A page missing a shard's documents must not outlive the outage
-		// at the edge.
-		cache = "no-store"
-		w.Header().Set("X-Partial-Result", "true")
-	}
-	p.render(w, r, t, a, rt.Template, &data, http.StatusOK, cache, tags)
+	p.renderCached(w, r, t, a, rt.Template, key.String(), data, http.StatusOK, cache, tags)
+}
+
+// writeDocKey adds a document's identity and revision to a render key.
+func writeDocKey(b *strings.Builder, d shardedapi.Document) {
+	b.WriteString(d.Collection)
+	b.WriteByte('/')
+	b.WriteString(d.ID)
+	b.WriteByte('@')
+	b.WriteString(strconv.FormatInt(d.Rev, 10))
+	b.WriteByte(' ')
 }
 
 // dataError answers a failed read: 503 with Retry-After when the shard is
@@ -286,36 +360,80 @@ func (p *Pages) fallback(w http.ResponseWriter, r *http.Request, name string, st
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
-	p.render(w, r, t, a, name, &PageData{Path: r.URL.Path, BuildID: a.BuildID()}, status, cache, tags)
+	data := func() (*PageData, error) { return &PageData{Path: r.URL.Path, BuildID: a.BuildID()}, nil }
+	p.renderCached(w, r, t, a, name, "", data, status, cache, func() []string { return tags })
 }
 
-// render executes the template into a buffer first, so a failing template
-// is a clean 500 rather than half a page with status 200.
-func (p *Pages) render(w http.ResponseWriter, r *http.Request, t *Templates, a *Assets, name string, data *PageData, status int, cache string, tags []string) {
-	buf := p.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 1<<20 { // do not keep a rare huge page's buffer
-			p.bufs.Put(buf)
+// renderCached answers with the page rendered from key's inputs, rendering
+// it (into a buffer first, so a failing template is a clean 500 rather
+// than half a page with status 200) only on the first request for them.
+func (p *Pages) renderCached(w http.ResponseWriter, r *http.Request, t *Templates, a *Assets, name, docs string, data func() (*PageData, error), status int, cache string, tags func() []string) {
+	k := renderKey{t: t, a: a, name: name, path: r.URL.Path, status: status, docs: docs}
+	p.mu.Lock()
+	page := p.rendered[k]
+	p.mu.Unlock()
+	if page == nil {
+		d, err := data()
+		if err != nil {
+			p.dataError(w, r, err)
+			return
 		}
-	}()
-	if err := t.Render(buf, name, data, RenderContext{Assets: a, Nonce: Nonce(r.Context())}); err != nil {
-		p.log.Error("render page", "template", name, "path", r.URL.Path, "err", err)
-		w.Header().Del("Link")
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+		buf := p.bufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		err = t.Render(buf, name, d, RenderContext{Assets: a, Nonce: p.placeholder})
+		if err != nil {
+			p.bufs.Put(buf)
+			p.log.Error("render page", "template", name, "path", r.URL.Path, "err", err)
+			w.Header().Del("Link")
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		page = &renderedPage{body: bytes.Clone(buf.Bytes())}
+		p.bufs.Put(buf)
+		th := http.Header{}
+		SetCacheTags(th, tags()...)
+		page.tags = th["Xkey"]
+		p.mu.Lock()
+		if len(p.rendered) >= maxRendered {
+			clear(p.rendered)
+		}
+		p.rendered[k] = page
+		p.mu.Unlock()
+	}
+	body := page.body
+	if nonce := Nonce(r.Context()); nonce != "" || bytes.Contains(body, []byte(p.placeholder)) {
+		out := p.bufs.Get().(*bytes.Buffer)
+		defer p.bufs.Put(out)
+		out.Reset()
+		replaceAll(out, body, []byte(p.placeholder), []byte(nonce))
+		body = out.Bytes()
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", cache)
-	if len(tags) > 0 && cache != "no-store" && cache != "private, no-store" {
-		SetCacheTags(h, tags...)
+	if page.tags != nil && cache != "no-store" && cache != "private, no-store" {
+		h["Surrogate-Key"] = page.tags
+		h["Xkey"] = page.tags
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
+		_, _ = w.Write(body)
+	}
+}
+
+// replaceAll writes src to out with every old replaced by new.
+func replaceAll(out *bytes.Buffer, src, old, new []byte) {
+	for {
+		i := bytes.Index(src, old)
+		if i < 0 {
+			out.Write(src)
+			return
+		}
+		out.Write(src[:i])
+		out.Write(new)
+		src = src[i+len(old):]
 	}
 }
 

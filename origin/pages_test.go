@@ -212,3 +212,34 @@ func TestNewPagesErrors(t *testing.T) {
 		t.Errorf("got %v, want ErrMissingTemplate", err)
 	}
 }
+
+// A page is rendered once per (template, build, document revision); each
+// request gets its own nonce written in, and a new revision renders anew.
+func TestPagesRenderCache(t *testing.T) {
+	docs := &fakeDocs{docs: map[string]shardedapi.Document{"products/p1": doc("products", "p1", `{"name":"Lamp"}`)}}
+	p, a := newTestPages(t, docs)
+	get := func(nonce string) string {
+		r := httptest.NewRequest("GET", "/products/p1", nil)
+		ctx := WithAssets(r.Context(), a)
+		ctx = context.WithValue(ctx, reqStateKey{}, &reqState{nonce: nonce})
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, r.WithContext(ctx))
+		if w.Code != 200 {
+			t.Fatalf("got %d, want 200", w.Code)
+		}
+		return w.Body.String()
+	}
+	one, two := get("Nonce1"), get("Nonce2")
+	if !strings.Contains(one, `nonce="Nonce1"`) || !strings.Contains(two, `nonce="Nonce2"`) || strings.Contains(two, "Nonce1") || strings.Contains(one, p.placeholder) {
+		t.Fatalf("nonces: got\n%s\n%s\nwant each request's own nonce", one, two)
+	}
+	if strings.ReplaceAll(two, "Nonce2", "Nonce1") != one {
+		t.Errorf("two requests for one revision differ beyond the nonce:\n%s\n%s", one, two)
+	}
+	d := doc("products", "p1", `{"name":"Lantern"}`)
+	d.Rev = 8
+	docs.docs["products/p1"] = d
+	if three := get("Nonce3"); !strings.Contains(three, "<h1>Lantern</h1>") {
+		t.Errorf("after a write (rev 8): got\n%s\nwant the new name", three)
+	}
+}
