@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,15 +13,14 @@ import (
 	"github.com/assetctl/assetctl/internal/testsvc"
 )
 
-// herd sends n GETs of url at once, spread over the bases, each on its
+// herd sends n GETs of path at once, spread over the bases, each on its
 // own connection, and returns how many answered other than 200 (with one
-// example).
+// example). The connections are opened first (a GET of /healthz on each),
+// so the herd is n concurrent requests, not n connection handshakes.
 func herd(t *testing.T, bases []string, path string, n int) (bad int64, example string) {
 	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0, DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 	var (
+		ready   sync.WaitGroup
 		start   = make(chan struct{})
 		wg      sync.WaitGroup
 		nbad    atomic.Int64
@@ -28,8 +28,23 @@ func herd(t *testing.T, bases []string, path string, n int) (bad int64, example 
 	)
 	for i := range n {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
+			// One connection per client, kept alive for the herd.
+			tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+			for try := 0; try < 20; try++ {
+				resp, err := client.Get(bases[i%len(bases)] + "/healthz")
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			ready.Done()
 			<-start
 			resp, err := client.Get(bases[i%len(bases)] + path)
 			if err != nil {
@@ -49,6 +64,7 @@ func herd(t *testing.T, bases []string, path string, n int) (bad int64, example 
 			}
 		}()
 	}
+	ready.Wait()
 	close(start)
 	wg.Wait()
 	return nbad.Load(), example
@@ -102,6 +118,12 @@ func TestServeHerd(t *testing.T) {
 				t.Errorf("herd: %d of 5000 requests failed (e.g. %s), want 0", bad, example)
 			}
 			for _, o := range origins {
+				_, _, metrics := get(t, o.URL+"/metrics")
+				for _, line := range strings.Split(metrics, "\n") {
+					if strings.HasPrefix(line, "shardedapi_cache_") && !strings.HasSuffix(line, " 0") && !strings.Contains(line, "_bucket") {
+						t.Log(line)
+					}
+				}
 				if code := o.Stop(); code != 0 {
 					t.Errorf("stop: exit %d\n%s", code, o.stderr)
 				}
