@@ -28,10 +28,10 @@ type pageLoad struct {
 	// was closing as idle (EOF or reset on a reused connection): HTTP/1.1's
 	// keep-alive race, a request the server never read.
 	closedIdle atomic.Int64
-	mu                                  sync.Mutex
-	examples                            []string
-	stop                                chan struct{}
-	wg                                  sync.WaitGroup
+	mu         sync.Mutex
+	examples   []string
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 func startPageLoad(base string, workers, n int) *pageLoad {
