@@ -33,6 +33,7 @@ func newRedisBreaker(c *Cache) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			// Runs under the breaker's lock: no Redis calls here.
 			c.m.breakerState.Set(float64(to))
+			c.l1.setRedisDown(to != gobreaker.StateClosed)
 			switch to {
 			case gobreaker.StateOpen:
 				c.log.Warn("redis unreachable: circuit breaker open, reads go to the loader", "for", c.opts.BreakerOpenFor)

@@ -54,6 +54,9 @@ const MaxCacheKeyLen = 512
 // breaker: after BreakerFailures consecutive failures reads skip Redis and
 // call the loader directly (still one load per key in this process) for
 // BreakerOpenFor, then one probe tests Redis and the cache resumes by itself.
+// A read whose Redis GET failed goes straight to the loader too, so with a
+// client built from CacheRedisOptions (no retries inside a call) a read
+// during an outage costs one failed Redis attempt, at most OpTimeout.
 // Get returns no error because Redis is down. Invalidate still succeeds: the
 // key is removed from this process's in-process tier at once and queued
 // (up to MaxPendingInvalidations keys); the queue is replayed, deleting the
@@ -67,10 +70,20 @@ const MaxCacheKeyLen = 512
 //
 // With L1Size > 0 the hottest entries are also kept in process for L1TTL.
 // Invalidate publishes the key on the Redis channel Prefix+"invalidations";
-// every Cache with an in-process tier subscribes and drops the key, and drops
-// its whole tier whenever its subscription reconnects (messages may have been
-// lost meanwhile). Entries are only admitted while subscribed, and an entry
-// loaded before an invalidation arrived is never admitted after it.
+// every Cache with an in-process tier subscribes and drops the key. The tier
+// serves and admits entries only while it is coherent: its subscription is
+// confirmed and Redis answers this process (the circuit breaker is closed).
+// When the subscription's connection fails (a killed or restarted Redis
+// closes it at once; a hung one is found by a ping within about two
+// seconds) or the breaker opens, the whole tier is dropped and stays empty
+// until a new subscription is confirmed. So during a Redis outage the tier
+// does not shield the database: reads go to the loader, single-flighted per
+// key in this process. That is deliberate: another process's writes cannot
+// reach this one while Redis is down, and serving from memory would serve
+// their old values. What remains is the moment between Redis dying and this
+// process noticing, and a message lost on a live subscription; L1TTL bounds
+// both. An entry loaded before an invalidation arrived is never admitted
+// after it.
 type Cache struct {
 	rdb     redis.UniversalClient
 	opts    CacheOptions
@@ -95,9 +108,13 @@ type Cache struct {
 
 // NewCache returns a Cache over rdb (a single node, Sentinel or Cluster
 // client). The Cache does not own rdb: Close leaves it open. Build rdb with
-// ContextTimeoutEnabled: true so OpTimeout reaches the socket; otherwise
-// each Redis call runs on its own goroutine that is abandoned after
-// OpTimeout (the client's ReadTimeout then ends it).
+// the settings of CacheRedisOptions (for a Sentinel or Cluster client, the
+// same fields): ContextTimeoutEnabled so OpTimeout reaches the socket
+// (otherwise each Redis call runs on its own goroutine that is abandoned
+// after OpTimeout), and no retries inside a call (MaxRetries -1,
+// DialerRetries 1), so a read during an outage costs one failed attempt
+// rather than several dials until OpTimeout; the circuit breaker is the
+// retry policy. NewCache logs which of these rdb lacks.
 func NewCache(rdb redis.UniversalClient, opts CacheOptions) (*Cache, error) {
 	if rdb == nil {
 		return nil, errors.New("new cache: nil Redis client")
@@ -119,6 +136,10 @@ func NewCache(rdb redis.UniversalClient, opts CacheOptions) (*Cache, error) {
 
 		ctxDeadlines:  honoursDeadlines(rdb),
 		invalidations: o.Prefix + "invalidations",
+	}
+	if retries, dials := clientRetries(rdb); retries > 0 || dials > 1 {
+		c.log.Info("the Redis client retries within a call (MaxRetries, DialerRetries): during an outage each read waits for the retries, up to OpTimeout; see CacheRedisOptions",
+			"max_retries", retries, "dialer_retries", dials)
 	}
 	if !c.ctxDeadlines {
 		c.log.Info("the Redis client ignores context deadlines (ContextTimeoutEnabled is false): OpTimeout is enforced by abandoning slow calls; enable ContextTimeoutEnabled to save a goroutine per call")
@@ -204,7 +225,10 @@ func (c *Cache) Get(ctx context.Context, key string, load func(ctx context.Conte
 	case readFailed, readBreakerOpen:
 		c.m.missUnavailable.Inc()
 	}
-	return c.loadShared(ctx, key, load, r.e, r.seen, r.state == readBreakerOpen)
+	// A read that just failed does not try Redis again for the lock: an
+	// outage read costs at most one Redis operation (one OpTimeout), and the
+	// breaker counts one failure per read.
+	return c.loadShared(ctx, key, load, r.e, r.seen, r.state == readBreakerOpen || r.state == readFailed)
 }
 
 // readState is what the Redis read of a key found.

@@ -17,7 +17,7 @@ import (
 // queries the shard that owns the row; here it counts its calls.
 func ExampleCache() {
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(shardedapi.CacheRedisOptions("127.0.0.1:6379")) // no retries within a call; OpTimeout reaches the socket
 	defer rdb.Close()
 	cache, err := shardedapi.NewCache(rdb, shardedapi.CacheOptions{
 		Prefix:      "example:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":",

@@ -75,6 +75,55 @@ func (*opTimeoutError) Error() string   { return "redis operation timed out (Cac
 func (*opTimeoutError) Timeout() bool   { return true }
 func (*opTimeoutError) Temporary() bool { return true }
 
+// CacheRedisOptions are the go-redis client settings a Cache works best
+// with, for the single Redis server at addr:
+//
+//   - ContextTimeoutEnabled: each operation's OpTimeout deadline reaches
+//     the socket, so no goroutine is left behind per slow call;
+//   - MaxRetries -1 and DialerRetries 1: go-redis does not retry a failed
+//     command or a refused dial within the same call. By default it does
+//     (3 command retries, 5 dials 100 ms apart each), so a read in flight
+//     when Redis dies spends its whole OpTimeout retrying, and the circuit
+//     breaker opens late. The Cache's own policy replaces them: the
+//     breaker, the loader fallback and the replay of invalidations;
+//   - DialTimeout 1s, ReadTimeout and WriteTimeout 3s: upper bounds for
+//     calls without a deadline (the invalidation subscription); Cache
+//     operations are bounded by OpTimeout through their context.
+//
+// For a Sentinel (redis.FailoverOptions) or Cluster (redis.ClusterOptions)
+// client set the same fields.
+func CacheRedisOptions(addr string) *redis.Options {
+	return &redis.Options{
+		Addr:                  addr,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		DialerRetries:         1,
+		DialTimeout:           time.Second,
+		ReadTimeout:           3 * time.Second,
+		WriteTimeout:          3 * time.Second,
+	}
+}
+
+// clientRetries reports how often rdb retries a command and a dial within
+// one call (0 and 1 when it does not; -1, -1 for an unknown client).
+func clientRetries(rdb redis.UniversalClient) (retries, dials int) {
+	norm := func(r, d int) (int, int) {
+		if d <= 0 {
+			d = 5 // go-redis's default for a non-positive value
+		}
+		return max(r, 0), d
+	}
+	switch r := rdb.(type) {
+	case *redis.Client:
+		return norm(r.Options().MaxRetries, r.Options().DialerRetries)
+	case *redis.ClusterClient:
+		return norm(r.Options().MaxRetries, r.Options().DialerRetries)
+	case *redis.Ring:
+		return norm(r.Options().MaxRetries, r.Options().DialerRetries)
+	}
+	return -1, -1
+}
+
 // honoursDeadlines reports whether rdb applies context deadlines to socket
 // I/O (go-redis does only with ContextTimeoutEnabled).
 func honoursDeadlines(rdb redis.UniversalClient) bool {

@@ -41,8 +41,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the per-shard database metrics
 	// (shardedapi_db_*). One open Cluster per Registerer: a second Open on
-	// the same one fails (wrap it with a label to tell Clusters apart);
-	// Close unregisters them. Default: none registered.
+	// the same one fails (give another Cluster its own Registry, or wrap
+	// this one with prometheus.WrapRegistererWithPrefix); Close unregisters
+	// them. Default: none registered.
 	Registerer prometheus.Registerer
 }
 

@@ -105,20 +105,87 @@
 // the system keeps serving from the database when Redis is down. See its
 // own documentation for the details and the staleness bound.
 //
+// # Documents
+//
+// [DocumentStore] is a generic store of JSON documents in configured
+// collections, routed by Key{ID: collection + "/" + id} and kept in each
+// shard's documents table (with the bucket, so bucket moves and the
+// hotspot report find the rows). Every write gets a new revision from
+// shardedapi_next_id, never reused even after a delete and re-create, so
+// it serves as a strong ETag; [Precondition] makes writes conditional on
+// it (If-Match) or on absence (If-None-Match: *), checked under the row
+// lock. [DocumentStore.Patch] applies a JSON merge patch (RFC 7386) in the
+// same transaction. Unique top-level fields use the catalog claims of
+// [Cluster.Claim], owned by the text key "collection/id" (a conflict is a
+// [*UniqueFieldError] naming the field, wrapping [ErrTaken]). Reads go
+// through the cache as a small binary header and the body bytes, so a hit
+// costs no JSON parsing; [DocumentStore.List] is newest first across every
+// shard with an opaque keyset cursor.
+//
+// # Redis key layout
+//
+// A [Cache] with prefix P (CacheOptions.Prefix, default
+// "shardedapi:cache:") writes, for each cache key k:
+//
+//   - P{k}:v — the entry (a binary header and the value), kept for its
+//     TTL plus jitter plus StaleFor;
+//   - P{k}:l — the loader's lock and lease, for at most LockTTL;
+//
+// and publishes invalidations (payload k) on the pub/sub channel
+// P+"invalidations". It writes nothing else, never scans or flushes; the
+// hash tag {k} keeps a key's entry and lock in one Redis Cluster slot.
+// The package's own stores use these cache keys:
+//
+//   - [UserCacheKey]: shardedapi:user:v1:<id> (a user as JSON);
+//   - [DocumentCacheKey]: shardedapi:doc:v1:<collection>:<id> (a document).
+//
+// So the document products/lamp is at
+// "shardedapi:cache:{shardedapi:doc:v1:products:lamp}:v". Caches that share
+// a Redis but not their data need distinct prefixes; processes that share
+// a cache share its prefix.
+//
+// # Redis client settings
+//
+// Build the client a Cache uses with [CacheRedisOptions] (or the same
+// settings on a Sentinel or Cluster client): no retries within a call, so
+// that a read during an outage costs one failed attempt, bounded by
+// OpTimeout, and the breaker opens after BreakerFailures reads.
+//
 // # Observability
 //
 // Metrics go to [Options.Registerer]: shardedapi_db_queries_total{shard,
-// outcome}, shardedapi_db_query_duration_seconds{shard} and
-// shardedapi_db_connection_acquires_total{shard, outcome}, plus the
-// cache's own. Logs go to the injected [Options.Logger]; the package never
-// prints. [Cluster.Hotspots] is the seed's Hotspot Test: rows, reads and
+// outcome}, shardedapi_db_query_duration_seconds{shard},
+// shardedapi_db_connection_acquires_total{shard, outcome} and
+// shardedapi_db_read_retries_total{shard}, plus the cache's own
+// (shardedapi_cache_*{cache=<CacheOptions.Name>}, to
+// CacheOptions.Registerer). Logs go to the injected [Options.Logger]; the
+// package never prints.
+//
+// Registration follows one rule for both: a registered collector belongs to
+// one live owner. A second [Open] on a Registerer that an open Cluster
+// uses fails, as does a second [NewCache] with the same Name on one
+// Registerer; the error says so. Close unregisters, so a Cluster or Cache
+// can be made again after closing the previous one. To run two Clusters in
+// one process, give each its own prometheus.Registry or wrap the shared
+// one with prometheus.WrapRegistererWithPrefix (a constant label does not
+// do: one registry cannot hold a metric name with two label sets); two
+// Caches need distinct Names (the cache label tells them apart). [Cluster.Hotspots] is the seed's Hotspot Test: rows, reads and
 // writes per bucket and per shard, with the row skew, printable with
 // [HotspotReport.WriteText].
 //
 // # Errors
 //
 // Callers branch with errors.Is on [ErrNotFound], [ErrInvalidKey],
-// [ErrInvalidID], [ErrInvalidValue], [ErrShardUnavailable], [ErrTaken] and
-// [ErrNotBootstrapped], and with errors.As on [*ShardError],
-// [*UnknownShardError] and [*SchemaLagError].
+// [ErrInvalidID], [ErrInvalidValue], [ErrShardUnavailable], [ErrTaken],
+// [ErrNotBootstrapped], [ErrUnknownCollection] and [ErrPreconditionFailed],
+// and with errors.As on [*ShardError], [*UnknownShardError],
+// [*SchemaLagError] and [*UniqueFieldError].
+//
+// # Restarted shards
+//
+// Idempotent reads ([Store.User], [Store.NewestUsers], [DocumentStore.Get]
+// and [DocumentStore.List]) retry once on a fresh connection when a pooled
+// connection turns out dead (the shard's server restarted while it was
+// idle); the pool's idle connections are then replaced. Writes are not
+// retried: one may have been applied before its connection died.
 package shardedapi

@@ -72,6 +72,11 @@ type DocumentStoreOptions struct {
 	Logger *slog.Logger
 }
 
+// ErrDocumentTooLarge means a body, a patch or a patched document is
+// larger than DocumentStoreOptions.MaxBodyBytes (HTTP 413). It wraps
+// ErrInvalidValue.
+var ErrDocumentTooLarge = fmt.Errorf("%w: document too large", ErrInvalidValue)
+
 // ErrUnknownCollection means a collection name was not configured.
 var ErrUnknownCollection = errors.New("shardedapi: unknown collection")
 
@@ -356,7 +361,7 @@ func (s *DocumentStore) Patch(ctx context.Context, collection, id string, patch 
 			return nil, fmt.Errorf("%w: %v", ErrInvalidValue, err)
 		}
 		if len(b) > s.opts.MaxBodyBytes {
-			return nil, fmt.Errorf("patched document of %d bytes: %w: larger than the %d-byte limit", len(b), ErrInvalidValue, s.opts.MaxBodyBytes)
+			return nil, fmt.Errorf("patched document of %d bytes: %w: larger than the %d-byte limit", len(b), ErrDocumentTooLarge, s.opts.MaxBodyBytes)
 		}
 		return b, nil
 	})

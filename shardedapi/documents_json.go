@@ -45,7 +45,7 @@ func checkDocumentID(id string) error {
 // what names b in messages ("body", "patch").
 func checkJSONObject(what string, b []byte, max int) error {
 	if len(b) > max {
-		return fmt.Errorf("%s of %d bytes: %w: larger than the %d-byte limit", what, len(b), ErrInvalidValue, max)
+		return fmt.Errorf("%s of %d bytes: %w: larger than the %d-byte limit", what, len(b), ErrDocumentTooLarge, max)
 	}
 	if !json.Valid(b) {
 		// Decode only to find the offset of the error: the valid path

@@ -205,7 +205,7 @@ func TestDocumentsValidation(t *testing.T) {
 		{"products", "a", `"x"`, ErrInvalidValue, "JSON object"},
 		{"products", "a", `{"a":1,}`, ErrInvalidValue, "offset 8"},
 		{"products", "a", `{"a":1} {}`, ErrInvalidValue, "offset"},
-		{"products", "a", `{"a":"` + strings.Repeat("x", 64) + `"}`, ErrInvalidValue, "64-byte limit"},
+		{"products", "a", `{"a":"` + strings.Repeat("x", 64) + `"}`, ErrDocumentTooLarge, "64-byte limit"},
 		{"products", "a", `{"a":"\u0000"}`, ErrInvalidValue, ""},
 	} {
 		_, _, err := ds.Put(ctx, tt.collection, tt.id, json.RawMessage(tt.body), Precondition{})
@@ -219,8 +219,8 @@ func TestDocumentsValidation(t *testing.T) {
 	if _, _, err := ds.Put(ctx, "products", "Az09._~-", json.RawMessage(`{"a":"`+strings.Repeat("x", 40)+`"}`), Precondition{}); err != nil {
 		t.Fatalf("Put of a valid document: %v", err)
 	}
-	if _, err := ds.Patch(ctx, "products", "Az09._~-", json.RawMessage(`{"b":"`+strings.Repeat("y", 40)+`"}`), Precondition{}); !errors.Is(err, ErrInvalidValue) {
-		t.Errorf("Patch making the document too large: got %v, want ErrInvalidValue", err)
+	if _, err := ds.Patch(ctx, "products", "Az09._~-", json.RawMessage(`{"b":"`+strings.Repeat("y", 40)+`"}`), Precondition{}); !errors.Is(err, ErrDocumentTooLarge) || !errors.Is(err, ErrInvalidValue) {
+		t.Errorf("Patch making the document too large: got %v, want ErrDocumentTooLarge (an ErrInvalidValue)", err)
 	}
 	if _, err := ds.Patch(ctx, "products", "Az09._~-", json.RawMessage(`null`), Precondition{}); !errors.Is(err, ErrInvalidValue) {
 		t.Errorf("Patch replacing the object: got %v, want ErrInvalidValue", err)

@@ -90,6 +90,7 @@ func (s *Shard) readRetry(ctx context.Context, read func(ctx context.Context) er
 	}
 	s.pool.Reset()
 	s.tracer.retries.Inc()
+	s.tracer.retriesN.Add(1)
 	return read(ctx)
 }
 
@@ -142,7 +143,7 @@ func newDBMetrics(reg prometheus.Registerer) (*dbMetrics, error) {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
 			if are := (prometheus.AlreadyRegisteredError{}); errors.As(err, &are) {
-				return nil, fmt.Errorf("register shardedapi_db_* metrics: %w (another open Cluster registered them on this Registerer: Close it first, or give each Cluster its own Registerer, e.g. prometheus.WrapRegistererWith(prometheus.Labels{\"cluster\": name}, reg))", err)
+				return nil, fmt.Errorf("register shardedapi_db_* metrics: %w (another open Cluster registered them on this Registerer: Close it first, or give each Cluster its own Registerer: a separate prometheus.Registry, or prometheus.WrapRegistererWithPrefix(name+\"_\", reg))", err)
 			}
 			return nil, fmt.Errorf("register shardedapi_db_* metrics: %w", err)
 		}
@@ -168,6 +169,7 @@ type tracer struct {
 	acquires [2]prometheus.Counter
 	duration prometheus.Observer
 	retries  prometheus.Counter
+	retriesN atomic.Int64 // retries, readable without a registry
 }
 
 type traceStartKey struct{}
