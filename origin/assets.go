@@ -109,7 +109,11 @@ func NewAssets(m *manifest.Manifest, cdnURL string) (*Assets, error) {
 		as := &asset{key: k, file: f, rawURL: raw, url: html.EscapeString(raw), integrity: f.Integrity, kind: kindOf(f)}
 		byPath[f.Path] = as
 		a.names[k] = as
-		a.sources = append(a.sources, k)
+		// Outputs without a source (chunks, bundle CSS) are keyed by their
+		// hashed name, which changes every build: never worth suggesting.
+		if k != f.Path || !f.Immutable {
+			a.sources = append(a.sources, k)
+		}
 		if f.Alias != "" {
 			a.sources = append(a.sources, f.Alias)
 		}
@@ -151,6 +155,10 @@ func cleanBase(cdnURL, fallback string) (string, error) {
 	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
 	default:
 		return "", fmt.Errorf("CDN URL %q: want https://HOST/PREFIX/ (or a path such as /assets/)", base)
+	}
+	// The base goes into HTML attributes and Link headers as it is.
+	if strings.ContainsAny(base, "<>\"'`, ;\\") || strings.ContainsFunc(base, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "", fmt.Errorf("CDN URL %q: escape its special characters (quotes, <, >, comma, semicolon, spaces)", base)
 	}
 	if !strings.HasSuffix(base, "/") {
 		base += "/"

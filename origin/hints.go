@@ -28,7 +28,7 @@ func (a *Assets) LinkHeader(entries []string) string {
 	if v, ok := a.links.Load(key); ok {
 		return v.(string)
 	}
-	v := a.linkHeader(entries)
+	v := a.linkHeader(entries, MaxLinkHeader)
 	if a.nlinks.Load() < maxLinkCache {
 		if _, loaded := a.links.LoadOrStore(key, v); !loaded {
 			a.nlinks.Add(1)
@@ -37,7 +37,7 @@ func (a *Assets) LinkHeader(entries []string) string {
 	return v
 }
 
-func (a *Assets) linkHeader(entries []string) string {
+func (a *Assets) linkHeader(entries []string, limit int) string {
 	var css, scripts, chunks []*asset
 	for _, name := range entries {
 		t, err := a.entry(name)
@@ -62,7 +62,7 @@ func (a *Assets) linkHeader(entries []string) string {
 		if b.Len() > 0 {
 			sep = 2
 		}
-		if b.Len()+sep+len(item) > MaxLinkHeader {
+		if b.Len()+sep+len(item) > limit {
 			return false
 		}
 		if sep > 0 {

@@ -95,6 +95,15 @@ func NewLive(ctx context.Context, src ManifestSource, o LiveOptions) (*Live, err
 	return l, nil
 }
 
+// SetCheck replaces LiveOptions.Check for the reloads that follow: the
+// usual start-up loads the templates against Current, then hands their
+// Check to the Live that gave it.
+func (l *Live) SetCheck(check func(*Assets) error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.o.Check = check
+}
+
 // Current is the snapshot to render with. Handlers under Middleware use
 // AssetsFrom instead, so a request keeps one snapshot throughout.
 func (l *Live) Current() *Assets { return l.cur.Load() }

@@ -28,8 +28,9 @@ type ManifestSource interface {
 }
 
 // DirSource reads manifest.json in a build output directory. A poll is a
-// stat; the file is read and hashed only when its size or modification
-// time changed, and parsed only when its hash did, so an unchanged build
+// stat; the file is read and hashed only when its inode, size or
+// modification time changed (or changed less than a second before it was
+// last read), and parsed only when its hash did, so an unchanged build
 // costs one system call. The ETag is the hash of the file.
 func DirSource(dir string) ManifestSource {
 	return &dirSource{path: filepath.Join(dir, manifest.FileName)}
@@ -38,10 +39,20 @@ func DirSource(dir string) ManifestSource {
 type dirSource struct {
 	path string
 
-	mu      sync.Mutex
-	size    int64
-	modTime time.Time
-	hash    string // of the bytes seen at size/modTime
+	mu     sync.Mutex
+	st     os.FileInfo // as stat'ed before the bytes were last read
+	readAt time.Time
+	hash   string // of those bytes
+}
+
+// unchangedSince reports whether st proves the file is the one last read.
+// File times are coarse (a few milliseconds on Linux), so a file modified
+// twice within one tick keeps its time: as git does with its index, the
+// stat is trusted only for a file that was already older than that when
+// it was read. A file renamed over the old one is a new inode anyway.
+func (d *dirSource) unchangedSince(st os.FileInfo) bool {
+	return d.st != nil && os.SameFile(d.st, st) && st.Size() == d.st.Size() && st.ModTime().Equal(d.st.ModTime()) &&
+		d.st.ModTime().Before(d.readAt.Add(-time.Second))
 }
 
 func (d *dirSource) Fetch(ctx context.Context, etag string) (*manifest.Manifest, string, bool, error) {
@@ -57,7 +68,7 @@ func (d *dirSource) Fetch(ctx context.Context, etag string) (*manifest.Manifest,
 	if err != nil {
 		return nil, "", false, fmt.Errorf("read manifest: %w", err)
 	}
-	if etag != "" && d.hash == etag && st.Size() == d.size && st.ModTime().Equal(d.modTime) {
+	if etag != "" && d.hash == etag && d.unchangedSince(st) {
 		return nil, etag, false, nil
 	}
 	data, err := os.ReadFile(d.path)
@@ -69,7 +80,7 @@ func (d *dirSource) Fetch(ctx context.Context, etag string) (*manifest.Manifest,
 	// The stat taken before the read may describe an older file than the
 	// bytes (a build replaced it in between); remembering it can only
 	// cause one extra read on the next poll, never a missed change.
-	d.size, d.modTime, d.hash = st.Size(), st.ModTime(), hash
+	d.st, d.readAt, d.hash = st, time.Now(), hash
 	if hash == etag {
 		return nil, etag, false, nil
 	}

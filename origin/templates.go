@@ -91,15 +91,18 @@ func (e *CheckError) Unwrap() []error {
 //	buildID                        the build ID of the request's manifest
 //
 // Rendering needs no per-request Clone or Parse: each file's set is cloned
-// once per manifest snapshot with functions bound to that snapshot, and
-// the nonce, which differs per request, is written as a secret random
-// placeholder that Render replaces in the finished page.
+// once per manifest snapshot with functions bound to that snapshot, the
+// calls whose output is then constant are folded into text (see
+// templates_fold.go), and the nonce, which differs per request, is written
+// as a secret random placeholder that Render replaces in the finished page.
 type Templates struct {
-	dir   string
-	token string // the nonce placeholder: random per Templates, never in user data
-	files map[string]*page
-	names []string
-	refs  []ref // every constant name, in file and line order
+	dir        string
+	token      string // the nonce placeholder: random per Templates, never in user data
+	tokenBytes []byte
+	files      map[string]*page
+	names      []string
+	userFuncs  template.FuncMap
+	refs       []ref // every constant name, in file and line order
 
 	last   atomic.Pointer[snapshot]
 	mu     sync.Mutex
@@ -138,11 +141,35 @@ const maxSnapshots = 2
 
 // LoadTemplates parses every *.html file under dir and resolves every
 // constant name passed to asset, integrity and entry against a. All
-// problems are reported at once: syntax errors, then a *CheckError naming
-// file:line, the missing name and the closest existing one.
+// problems are reported at once, each naming file:line: syntax errors
+// first (then nothing else is checked); otherwise html/template's
+// escaping errors (a missing {{template}}, an ambiguous context) joined
+// with a *CheckError listing every unresolvable name with the closest
+// existing one (errors.As finds it).
 func LoadTemplates(dir string, a *Assets) (*Templates, error) {
+	return LoadTemplatesWith(dir, a, TemplateOptions{})
+}
+
+// TemplateOptions configure LoadTemplatesWith. The zero value is
+// LoadTemplates.
+type TemplateOptions struct {
+	// Funcs are the application's own template functions, added to
+	// asset, integrity, entry, nonce and buildID (whose names they may not
+	// take). They should not have side effects: each page is executed once
+	// without data when it is first checked. Default: none.
+	Funcs template.FuncMap
+}
+
+// LoadTemplatesWith is LoadTemplates with the application's own template
+// functions.
+func LoadTemplatesWith(dir string, a *Assets, o TemplateOptions) (*Templates, error) {
 	if a == nil {
 		return nil, errors.New("load templates: nil assets")
+	}
+	for name := range o.Funcs {
+		if resolvingFuncs[name] || name == "nonce" || name == "buildID" {
+			return nil, fmt.Errorf("load templates: function %q is origin's own: rename yours", name)
+		}
 	}
 	srcs := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -169,12 +196,13 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 	if len(srcs) == 0 {
 		return nil, fmt.Errorf("load templates: no *.html files in %s: check the templates directory", dir)
 	}
-	t := &Templates{dir: dir, files: map[string]*page{}}
+	t := &Templates{dir: dir, files: map[string]*page{}, userFuncs: o.Funcs}
 	var tok [16]byte
 	if _, err := rand.Read(tok[:]); err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
-	t.token = "n0nce" + hex.EncodeToString(tok[:])
+	t.token = "ZQn" + hex.EncodeToString(tok[:]) // Z: rare in HTML, so the search for it is fast
+	t.tokenBytes = []byte(t.token)
 	for name := range srcs {
 		t.names = append(t.names, name)
 	}
@@ -243,6 +271,14 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 		}
 		p.entries = reachableEntries(name, infos)
 		t.files[name] = p
+		if !isShared(name, invoked) {
+			// Escape a throwaway clone of each page now, so what html/template
+			// reports at first execution (a missing {{template}}, an action in
+			// an ambiguous context) stops start-up too, naming file:line.
+			if err := escapeCheck(set, name); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	sort.SliceStable(t.refs, func(i, j int) bool {
 		if t.refs[i].file != t.refs[j].file {
@@ -251,9 +287,27 @@ func LoadTemplates(dir string, a *Assets) (*Templates, error) {
 		return t.refs[i].pos < t.refs[j].pos
 	})
 	if err := t.Check(a); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return t, nil
+}
+
+// escapeCheck escapes a clone of page name in set and returns
+// html/template's escaping error, if any.
+func escapeCheck(set *template.Template, name string) error {
+	c, err := set.Clone()
+	if err != nil {
+		return fmt.Errorf("check template %s: %w", name, err)
+	}
+	err = c.Lookup(name).Execute(probeWriter{}, nil)
+	var te *template.Error
+	if errors.As(err, &te) {
+		return fmt.Errorf("check template %s: %w", name, err)
+	}
+	return nil
 }
 
 // sharedDirs hold layouts and partials by convention.
@@ -405,6 +459,8 @@ func (t *Templates) Render(w io.Writer, name string, data any, rc RenderContext)
 		if sp.err == nil {
 			sp.t.Funcs(s.funcs)
 			sp.t = sp.t.Lookup(name)
+			escapeNow(sp.t)
+			t.foldSet(sp.t, s)
 		}
 	})
 	if sp.err != nil {
@@ -416,8 +472,11 @@ func (t *Templates) Render(w io.Writer, name string, data any, rc RenderContext)
 		return fmt.Errorf("render %s: %w", name, err)
 	}
 	out := buf.Bytes()
-	if bytes.Contains(out, []byte(t.token)) {
-		out = t.fillNonce(out, rc.Nonce)
+	if bytes.Contains(out, t.tokenBytes) {
+		filled := t.getBuf()
+		defer t.putBuf(filled)
+		t.fillNonce(filled, out, rc.Nonce)
+		out = filled.Bytes()
 	}
 	_, err := w.Write(out)
 	return err
@@ -425,23 +484,24 @@ func (t *Templates) Render(w io.Writer, name string, data any, rc RenderContext)
 
 // fillNonce replaces the placeholder with the nonce. With no nonce, an
 // attribute nonce="<placeholder>" goes away whole rather than stay empty.
-func (t *Templates) fillNonce(in []byte, nonce string) []byte {
-	tok := []byte(t.token)
+func (t *Templates) fillNonce(out *bytes.Buffer, in []byte, nonce string) {
+	tok := t.tokenBytes
 	const attr = ` nonce="`
-	out := make([]byte, 0, len(in))
+	out.Grow(len(in))
 	for {
 		i := bytes.Index(in, tok)
 		if i < 0 {
-			return append(out, in...)
+			out.Write(in)
+			return
 		}
 		end := i + len(tok)
 		if nonce == "" && bytes.HasSuffix(in[:i], []byte(attr)) && end < len(in) && in[end] == '"' {
-			out = append(out, in[:i-len(attr)]...)
+			out.Write(in[:i-len(attr)])
 			in = in[end+1:]
 			continue
 		}
-		out = append(out, in[:i]...)
-		out = append(out, nonce...)
+		out.Write(in[:i])
+		out.WriteString(nonce)
 		in = in[end:]
 	}
 }
@@ -487,30 +547,43 @@ func (t *Templates) snapshotFor(a *Assets) *snapshot {
 	return s
 }
 
+// entryHTML is the entry function: the entry's tags with the nonce
+// placeholder, made once per snapshot.
+func (t *Templates) entryHTML(s *snapshot, name string, opts []string) (template.HTML, error) {
+	k := entryKey{name: name}
+	for _, o := range opts {
+		if o != "prefetch" {
+			return "", fmt.Errorf("entry %q: unknown option %q (want \"prefetch\")", name, o)
+		}
+		k.prefetch = true
+	}
+	if v, ok := s.entries.Load(k); ok {
+		return v.(template.HTML), nil
+	}
+	h, err := s.assets.EntryTags(name, TagOptions{Nonce: t.token, PrefetchDynamic: k.prefetch})
+	if err != nil {
+		return "", err
+	}
+	s.entries.Store(k, h)
+	return h, nil
+}
+
 // funcsFor binds the template functions to one snapshot.
 func (t *Templates) funcsFor(s *snapshot) template.FuncMap {
-	return template.FuncMap{
+	fm := template.FuncMap{}
+	for k, v := range t.userFuncs {
+		fm[k] = v
+	}
+	for k, v := range (template.FuncMap{
 		"asset":     func(name string) (string, error) { return s.assets.URL(name) },
 		"integrity": func(name string) (string, error) { return s.assets.Integrity(name) },
 		"entry": func(name string, opts ...string) (template.HTML, error) {
-			k := entryKey{name: name}
-			for _, o := range opts {
-				if o != "prefetch" {
-					return "", fmt.Errorf("entry %q: unknown option %q (want \"prefetch\")", name, o)
-				}
-				k.prefetch = true
-			}
-			if v, ok := s.entries.Load(k); ok {
-				return v.(template.HTML), nil
-			}
-			h, err := s.assets.EntryTags(name, TagOptions{Nonce: t.token, PrefetchDynamic: k.prefetch})
-			if err != nil {
-				return "", err
-			}
-			s.entries.Store(k, h)
-			return h, nil
+			return t.entryHTML(s, name, opts)
 		},
 		"nonce":   func() string { return t.token },
 		"buildID": func() string { return s.assets.BuildID() },
+	}) {
+		fm[k] = v
 	}
+	return fm
 }

@@ -3,6 +3,7 @@ package origin
 import (
 	"bytes"
 	"errors"
+	"html/template"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,5 +243,54 @@ func TestRenderTwoSnapshots(t *testing.T) {
 		if !strings.Contains(buf.String(), css) || !strings.Contains(buf.String(), snap.BuildID()) {
 			t.Errorf("render %d with build %s lacks %s", i, snap.BuildID(), css)
 		}
+	}
+}
+
+// TestLoadTemplatesEscapingErrors: what html/template would only report
+// on the first request (a missing template, an ambiguous context) stops
+// start-up, naming the file and line.
+func TestLoadTemplatesEscapingErrors(t *testing.T) {
+	dir := writeTemplates(t, map[string]string{
+		"a.html":            "<p>\n{{template \"partials/nope.html\" .}}</p>",
+		"b.html":            "<a href=\"{{if .}}x\">{{else}}y{{end}}\">z</a>",
+		"partials/ok.html":  "<p>{{.}}</p>",
+		"layouts/base.html": "{{block \"content\" .}}{{end}}",
+	})
+	_, err := LoadTemplates(dir, testAssets(t))
+	if err == nil {
+		t.Fatal("LoadTemplates accepted templates html/template cannot escape")
+	}
+	for _, want := range []string{`a.html:2`, `no such template "partials/nope.html"`, `b.html:1`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestLoadTemplatesWithFuncs(t *testing.T) {
+	dir := writeTemplates(t, map[string]string{"p.html": `<p>{{upper .}}</p><img src="{{asset "img/logo.png"}}">`})
+	tm, err := LoadTemplatesWith(dir, testAssets(t), TemplateOptions{Funcs: template.FuncMap{"upper": strings.ToUpper}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tm.Render(&buf, "p.html", "lamp", RenderContext{Assets: testAssets(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if want := `<p>LAMP</p><img src="` + testCDN + `img/logo.12345678.png">`; buf.String() != want {
+		t.Errorf("got %s, want %s", buf.String(), want)
+	}
+	if _, err := LoadTemplatesWith(dir, testAssets(t), TemplateOptions{Funcs: template.FuncMap{"asset": strings.ToUpper}}); err == nil {
+		t.Errorf("an application function named asset was accepted")
+	}
+}
+
+func TestSuggestionsAreSourceNames(t *testing.T) {
+	a := testAssets(t)
+	if s := closest("js/shared.js", a.sources); s != "" {
+		t.Errorf("suggested %q for js/shared.js; a hashed chunk name is never a good suggestion", s)
+	}
+	if s := closest("css/sit.css", a.sources); s != "css/site.css" {
+		t.Errorf("got %q, want css/site.css", s)
 	}
 }

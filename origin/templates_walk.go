@@ -129,7 +129,7 @@ func lineOf(tree *parse.Tree, n parse.Node) int {
 // when none is near enough to be a plausible typo.
 func closest(name string, candidates []string) string {
 	name = strings.TrimPrefix(name, "/")
-	best, bestD := "", max(2, len(name)/2)+1
+	best, bestD := "", max(2, len(name)/3)+1
 	for _, c := range candidates {
 		if d := len(c) - len(name); d >= bestD || -d >= bestD {
 			continue

@@ -30,7 +30,12 @@ func newManifestSource(ctx context.Context, manifestFlag, endpoint, region strin
 func newBucketManifestSource(ctx context.Context, bucketURL, endpoint, region string) (origin.ManifestSource, error) {
 	bucket, prefix, err := parseBucket(bucketURL)
 	if err != nil {
-		return nil, fmt.Errorf("manifest source: %w", err)
+		// parseBucket speaks of deploy's --bucket; keep only what is wrong.
+		msg := err.Error()
+		if _, rest, ok := strings.Cut(msg, "\": "); ok && strings.HasPrefix(msg, "--bucket") {
+			msg = rest
+		}
+		return nil, fmt.Errorf("--manifest %q: %s", bucketURL, msg)
 	}
 	store, err := uploader.NewS3Store(ctx, uploader.S3Options{Bucket: bucket, Endpoint: endpoint, Region: region,
 		// A poll that cannot reach the store should fail within seconds
