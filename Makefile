@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo demo-build demo-clean test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
+.PHONY: all build demo demo-build demo-clean test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard fuzz-origin-api
 
 all: build
 
@@ -103,7 +103,7 @@ bench-cache:
 bench-shard:
 	$(GO) test -run '^$$' -bench 'KeyDistribution|Locate' -count 3 ./shardedapi
 
-fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard
+fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-origin-api
 
 FUZZTIME ?= 30s
 ## fuzz-build: run the HTML, CSS and web manifest rewriter fuzzers for FUZZTIME each.
@@ -128,6 +128,12 @@ fuzz-deploy:
 fuzz-shard:
 	for f in FuzzDecodeEntry FuzzParseID FuzzLocate FuzzMergePatch; do \
 		$(GO) test ./shardedapi -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+## fuzz-origin-api: the origin's JSON API request handling (real PostgreSQL and Redis) and cache tags.
+fuzz-origin-api:
+	for f in FuzzAPIRequest FuzzDocumentTag; do \
+		$(GO) test ./origin -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 clean:

@@ -91,9 +91,6 @@ type APIOptions struct {
 	Registerer prometheus.Registerer
 }
 
-// maxListLimit is the largest page a list may ask for (the store's limit).
-const maxListLimit = 1000
-
 // API serves the collections' documents as JSON:
 //
 //	GET, HEAD, PUT, PATCH, DELETE /api/{collection}/{id}
@@ -156,8 +153,8 @@ func NewAPI(docs Documents, o APIOptions) (*API, error) {
 	if a.defLimit <= 0 {
 		a.defLimit = 20
 	}
-	if a.defLimit > maxListLimit {
-		return nil, fmt.Errorf("new API: default limit %d: at most %d", a.defLimit, maxListLimit)
+	if a.defLimit > shardedapi.MaxListLimit {
+		return nil, fmt.Errorf("new API: default limit %d: at most %d", a.defLimit, shardedapi.MaxListLimit)
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -352,8 +349,9 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, c *apiCollection, id s
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	// No Content-Length: net/http computes it for a body written in one
+	// piece, without a header map entry.
 	h["Content-Type"] = jsonType
-	h["Content-Length"] = []string{strconv.Itoa(len(doc.Body))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(doc.Body)
 }
@@ -629,12 +627,16 @@ func (a *API) serveList(w http.ResponseWriter, r *http.Request, c *apiCollection
 	if c.PrivateReads && !a.authorized(w, r) {
 		return
 	}
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "malformed query string: "+err.Error()))
+		return
+	}
 	limit := a.defLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxListLimit {
-			writeError(w, errorf(http.StatusBadRequest, fmt.Sprintf("limit %q: want a whole number from 1 to %d", truncate(s, 40), maxListLimit)))
+		if err != nil || n < 1 || n > shardedapi.MaxListLimit {
+			writeError(w, errorf(http.StatusBadRequest, fmt.Sprintf("limit %q: want a whole number from 1 to %d", truncate(s, 40), shardedapi.MaxListLimit)))
 			return
 		}
 		limit = n
@@ -724,22 +726,11 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// takenField names the unique field of an ErrTaken: from the error if it
-// says (a Field() method), else from the "field \"x\"" the message carries.
+// takenField names the unique field of an ErrTaken, "" when the error
+// does not say.
 func takenField(err error) string {
-	if f, ok := errors.AsType[interface {
-		error
-		Field() string
-	}](err); ok {
-		return f.Field()
-	}
-	msg := err.Error()
-	if _, after, ok := strings.Cut(msg, "field "); ok {
-		if q, err := strconv.QuotedPrefix(after); err == nil {
-			if s, err := strconv.Unquote(q); err == nil {
-				return s
-			}
-		}
+	if ufe, ok := errors.AsType[*shardedapi.UniqueFieldError](err); ok {
+		return ufe.Field
 	}
 	return ""
 }

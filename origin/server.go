@@ -233,10 +233,12 @@ func methodLabel(m string) string {
 // context value, one response recorder, then the routes.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &reqState{nonce: newNonce()}
+	// One allocation holds the recorder and the request state.
+	rec := &recorder{ResponseWriter: w, srv: s}
+	st := &rec.state
+	rec.st = st
 	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
-	rec := &recorder{ResponseWriter: w}
-	s.sec.set(w.Header(), r, st.nonce)
+	rec.r = r
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(rec, r.Body, s.o.MaxBodyBytes)
 	}
@@ -266,7 +268,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	status := rec.status
 	if status == 0 {
+		// The handler wrote nothing: net/http sends 200 with our headers.
 		status = http.StatusOK
+		rec.finalHeaders()
 	}
 	elapsed := time.Since(start)
 	method := methodLabel(r.Method)
@@ -283,15 +287,30 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // recorder notes the status and size of a response for the log and
 // metrics. 1xx responses (103 Early Hints) pass through without being
 // taken as the final status.
+//
+// It also adds the security headers just before the final headers go
+// out, so the CSP carries a nonce only if the handler asked for one.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	srv    *Server
+	st     *reqState
+	r      *http.Request
+	state  reqState
+}
+
+func (rw *recorder) finalHeaders() {
+	if !rw.st.headersDone {
+		rw.st.headersDone = true
+		rw.srv.sec.set(rw.ResponseWriter.Header(), rw.r, rw.st.nonce)
+	}
 }
 
 func (rw *recorder) WriteHeader(code int) {
 	if rw.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		rw.status = code
+		rw.finalHeaders()
 	}
 	rw.ResponseWriter.WriteHeader(code)
 }
@@ -299,6 +318,7 @@ func (rw *recorder) WriteHeader(code int) {
 func (rw *recorder) Write(b []byte) (int, error) {
 	if rw.status == 0 {
 		rw.status = http.StatusOK
+		rw.finalHeaders()
 	}
 	n, err := rw.ResponseWriter.Write(b)
 	rw.bytes += int64(n)

@@ -63,6 +63,12 @@ func hashTag(kind byte, s string) string {
 // with that many sources should carry a broader tag). It replaces tags set
 // before.
 func SetCacheTags(h http.Header, tags ...string) {
+	if len(tags) == 1 && tags[0] != "" && len(tags[0]) <= MaxCacheTagBytes && tagSafe(tags[0]) {
+		v := []string{tags[0]} // the common case: one document's page
+		h["Surrogate-Key"] = v
+		h["Xkey"] = v
+		return
+	}
 	var b strings.Builder
 	seen := make(map[string]bool, len(tags))
 	for _, t := range tags {

@@ -38,6 +38,11 @@ type VarnishOptions struct {
 	// Set it to an address the test never uses to make every PURGE answer
 	// 405 Not allowed.
 	Purgers []string
+	// Xkey loads the xkey vmod (Debian's varnish-modules): a PURGE with an
+	// xkey-purge header ("tag1 tag2") drops every object whose xkey (or
+	// Surrogate-Key) response header names one of the tags, and answers
+	// 200 "Invalidated N objects". Default false: PURGE drops one URL.
+	Xkey bool
 }
 
 // The edge's VCL. Varnish's built-in VCL already takes an object's TTL from
@@ -46,6 +51,10 @@ type VarnishOptions struct {
 // the ACL, and X-Cache/X-Cache-Hits headers so tests can tell hits from
 // misses.
 var edgeVCL = template.Must(template.New("edge.vcl").Parse(`vcl 4.1;
+{{- if .Xkey}}
+
+import xkey;
+{{- end}}
 
 backend origin { .host = "{{.Host}}"; .port = "{{.Port}}"; }
 
@@ -60,11 +69,24 @@ sub vcl_recv {
     if (client.ip !~ purgers) {
       return (synth(405, "Not allowed"));
     }
+{{- if .Xkey}}
+    if (req.http.xkey-purge) {
+      set req.http.n-gone = xkey.purge(req.http.xkey-purge);
+      return (synth(200, "Invalidated " + req.http.n-gone + " objects"));
+    }
+{{- end}}
     return (purge);
   }
 }
 
 sub vcl_backend_response {
+{{- if .Xkey}}
+  # xkey indexes the xkey header; origins that send only Surrogate-Key
+  # (Fastly style) are indexed too.
+  if (!beresp.http.xkey && beresp.http.Surrogate-Key) {
+    set beresp.http.xkey = beresp.http.Surrogate-Key;
+  }
+{{- end}}
   if (!beresp.http.Cache-Control && !beresp.http.Expires) {
     set beresp.ttl = 0s;
     set beresp.uncacheable = true;
@@ -91,6 +113,11 @@ func StartVarnish(t testing.TB, opts VarnishOptions) *Varnish {
 	if !ok || host == "" || port == "" {
 		t.Fatalf("StartVarnish: backend %q is not host:port", opts.Backend)
 	}
+	if opts.Xkey {
+		if m, _ := filepath.Glob("/usr/lib/*/varnish/vmods/libvmod_xkey.so"); len(m) == 0 {
+			t.Fatalf("StartVarnish: the xkey vmod (libvmod_xkey.so) is not installed: apt-get install -y varnish-modules")
+		}
+	}
 	purgers := opts.Purgers
 	if len(purgers) == 0 {
 		purgers = []string{"127.0.0.1"}
@@ -107,7 +134,7 @@ func StartVarnish(t testing.TB, opts VarnishOptions) *Varnish {
 		t.Fatalf("chmod varnish dir: %v", err)
 	}
 	var vcl bytes.Buffer
-	if err := edgeVCL.Execute(&vcl, map[string]any{"Host": host, "Port": port, "Purgers": purgers}); err != nil {
+	if err := edgeVCL.Execute(&vcl, map[string]any{"Host": host, "Port": port, "Purgers": purgers, "Xkey": opts.Xkey}); err != nil {
 		t.Fatalf("render edge.vcl: %v", err)
 	}
 	vclPath := filepath.Join(dir, "edge.vcl")
