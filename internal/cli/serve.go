@@ -31,7 +31,7 @@ import (
 // the serve: section have been applied.
 type serveFlags struct {
 	addr, templates, cdnURL, manifest, endpoint, region string
-	pollInterval, cacheTTL                              time.Duration
+	pollInterval, cacheTTL, cacheOpTimeout              time.Duration
 	catalog, redis, token, tokenFile, tlsCert, tlsKey   string
 	cachePrefix                                         string
 	shards, purge, corsOrigins                          []string
@@ -97,6 +97,7 @@ sources or the templates.`,
 	fl.StringVar(&f.redis, "redis", "", "Redis host:port for the cache (default none: reads go to the shards)")
 	fl.BoolVar(&f.l1, "l1", false, "keep an in-process cache tier in front of Redis")
 	fl.StringVar(&f.cachePrefix, "cache-prefix", "assetctl:serve:", "start of this site's Redis keys (sites sharing a Redis need distinct ones)")
+	fl.DurationVar(&f.cacheOpTimeout, "cache-op-timeout", 250*time.Millisecond, "bound on each Redis operation of the cache; past it reads go to the shards")
 	fl.DurationVar(&f.cacheTTL, "cache-ttl", 5*time.Minute, "how long a cached document is fresh")
 	fl.StringVar(&f.token, "token", "", "bearer token for writes and private reads (prefer --token-file or ASSETCTL_TOKEN)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token")
@@ -228,10 +229,10 @@ func runServe(ctx context.Context, e *env, f *serveFlags, site string, file *con
 	deps := origin.ClusterDependencies(cluster)
 	var cache shardedapi.EntryCache
 	if f.redis != "" {
-		rdb := redis.NewClient(serveRedisOptions(f.redis))
+		rdb := redis.NewClient(shardedapi.CacheRedisOptions(f.redis))
 		defer rdb.Close()
 		deps = append(deps, origin.RedisDependency(rdb))
-		co := shardedapi.CacheOptions{Name: "documents", Prefix: f.cachePrefix, TTL: f.cacheTTL, Logger: log, Registerer: reg}
+		co := shardedapi.CacheOptions{Name: "documents", Prefix: f.cachePrefix, TTL: f.cacheTTL, OpTimeout: f.cacheOpTimeout, Logger: log, Registerer: reg}
 		if f.l1 {
 			co.L1Size = 100_000
 		}
@@ -365,13 +366,6 @@ func serveToken(f *serveFlags) (string, error) {
 		return "", fmt.Errorf("serve: --token-file %s is empty", f.tokenFile)
 	}
 	return t, nil
-}
-
-// serveRedisOptions keep one read during a Redis outage within one cache
-// operation timeout: go-redis would otherwise retry a refused connection
-// inside the same call.
-func serveRedisOptions(addr string) *redis.Options {
-	return &redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 250 * time.Millisecond, PoolSize: 64}
 }
 
 // pageRoutes turns the config's routes into the pages handler's.

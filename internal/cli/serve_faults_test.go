@@ -28,6 +28,14 @@ type pageLoad struct {
 	// was closing as idle (EOF or reset on a reused connection): HTTP/1.1's
 	// keep-alive race, a request the server never read.
 	closedIdle atomic.Int64
+	// unaccepted counts requests on a new connection closed with no answer:
+	// at shutdown, connections still in the kernel's accept queue when the
+	// listener closes are dropped (net/http cannot drain it; --drain-delay
+	// and readiness let a load balancer stop sending first).
+	unaccepted atomic.Int64
+	// shutdownAt (Unix ns) is when the test sent SIGTERM: only requests
+	// begun after it may be dropped unaccepted.
+	shutdownAt atomic.Int64
 	mu         sync.Mutex
 	examples   []string
 	stop       chan struct{}
@@ -47,9 +55,10 @@ func startPageLoad(base string, workers, n int) *pageLoad {
 					return
 				default:
 				}
-				var reusedIdle bool
-				trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { reusedIdle = c.Reused && c.WasIdle }}
+				var reusedIdle, newConn bool
+				trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { reusedIdle, newConn = c.Reused && c.WasIdle, !c.Reused }}
 				req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, fmt.Sprintf("%s/products/p%d", base, i%n), nil)
+				began := time.Now().UnixNano()
 				resp, err := client.Do(req)
 				if err != nil {
 					if errors.Is(err, syscall.ECONNREFUSED) {
@@ -59,6 +68,11 @@ func startPageLoad(base string, workers, n int) *pageLoad {
 					}
 					if reusedIdle && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 						l.closedIdle.Add(1)
+						continue
+					}
+					if at := l.shutdownAt.Load(); at != 0 && began >= at && newConn && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+						l.unaccepted.Add(1)
+						l.note("unaccepted: " + err.Error())
 						continue
 					}
 					l.errs.Add(1)
@@ -97,8 +111,8 @@ func (l *pageLoad) Stop() {
 }
 
 func (l *pageLoad) String() string {
-	return fmt.Sprintf("%d ok, %d 5xx, %d other status, %d errors, %d refused, %d sent on a connection closing as idle (e.g. %v)",
-		l.ok.Load(), l.status5xx.Load(), l.other.Load(), l.errs.Load(), l.refused.Load(), l.closedIdle.Load(), l.examples)
+	return fmt.Sprintf("%d ok, %d 5xx, %d other status, %d errors, %d refused, %d sent on a connection closing as idle, %d dropped unaccepted (e.g. %v)",
+		l.ok.Load(), l.status5xx.Load(), l.other.Load(), l.errs.Load(), l.refused.Load(), l.closedIdle.Load(), l.unaccepted.Load(), l.examples)
 }
 
 func createProducts(t *testing.T, base string, n int) {
@@ -139,7 +153,7 @@ func TestServeRedisKilledUnderLoad(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	load.Stop()
-	if load.status5xx.Load() != 0 || load.errs.Load() != 0 || load.other.Load() != 0 || load.refused.Load() != 0 || load.closedIdle.Load() != 0 {
+	if load.status5xx.Load() != 0 || load.errs.Load() != 0 || load.other.Load() != 0 || load.refused.Load() != 0 || load.closedIdle.Load() != 0 || load.unaccepted.Load() != 0 {
 		t.Errorf("under load with Redis killed and restarted: %v; want every request 200", load)
 	}
 	if okDuringOutage == 0 {
@@ -221,6 +235,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	load := startPageLoad(s.URL, 16, 20)
 	time.Sleep(time.Second)
 	okBefore := load.ok.Load()
+	load.shutdownAt.Store(time.Now().UnixNano())
 	code := s.Stop() // SIGTERM, then waits for the exit
 	time.Sleep(300 * time.Millisecond)
 	load.Stop()

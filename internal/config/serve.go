@@ -66,6 +66,10 @@ type Serve struct {
 	// CachePrefix starts this site's Redis keys, so sites can share a
 	// Redis (default "assetctl:serve:").
 	CachePrefix string `yaml:"cache-prefix" flag:"cache-prefix"`
+	// CacheOpTimeout bounds each Redis operation of the cache (default
+	// 250ms); past it a read goes to the shard, and repeated timeouts open
+	// the circuit breaker.
+	CacheOpTimeout time.Duration `yaml:"cache-op-timeout" flag:"cache-op-timeout"`
 	// CacheTTL is how long a cached document is fresh (default 5m).
 	CacheTTL time.Duration `yaml:"cache-ttl" flag:"cache-ttl"`
 	// Token is the bearer token writes (and private reads) need.
