@@ -103,7 +103,7 @@ bench-cache:
 bench-shard:
 	$(GO) test -run '^$$' -bench 'KeyDistribution|Locate' -count 3 ./shardedapi
 
-fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-origin-api
+fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-origin-api fuzz-serve
 
 FUZZTIME ?= 30s
 ## fuzz-build: run the HTML, CSS and web manifest rewriter fuzzers for FUZZTIME each.
@@ -118,7 +118,12 @@ fuzz-dev:
 		$(GO) test ./devserver -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-## fuzz-deploy, fuzz-shard: the deploy record, CloudFront path and --bucket parsers; the
+## fuzz-deploy, ## fuzz-serve: the serve: config section (strict decoding and route validation).
+.PHONY: fuzz-serve
+fuzz-serve:
+	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParseServe$$' -fuzztime $(FUZZTIME)
+
+fuzz-shard: the deploy record, CloudFront path and --bucket parsers; the
 ## cache entry decoder, ID parser, router and the documents' JSON merge patch.
 fuzz-deploy:
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)

@@ -113,3 +113,25 @@ func TestExampleSiteServeConfig(t *testing.T) {
 		t.Errorf("got %d shards, %d routes, %d collections, want 4, 3 and 2", len(f.Serve.Shards), len(f.Serve.Routes), len(f.Serve.Collections))
 	}
 }
+
+// FuzzParseServe feeds arbitrary serve: sections to the strict decoder and
+// the route validation: never a panic, and every error names the file.
+func FuzzParseServe(f *testing.F) {
+	f.Add([]byte(serveYAML))
+	f.Add([]byte("serve:\n  routes:\n    - path: /{a}/{a}\n      template: x.html\n"))
+	f.Add([]byte("serve:\n  collections: [{name: a}]\n  routes:\n    - {path: '/x/{id...}', template: t.html, document: a, cache: {s-maxage: 1.5s}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		f, err := Parse("assetctl.yaml", data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "assetctl.yaml") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		for _, r := range f.Serve.Routes {
+			if err := checkPattern(r.Path); err != nil {
+				t.Fatalf("accepted route %q: %v", r.Path, err)
+			}
+		}
+	})
+}
