@@ -118,12 +118,12 @@ fuzz-dev:
 		$(GO) test ./devserver -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-## fuzz-deploy, ## fuzz-serve: the serve: config section (strict decoding and route validation).
+## fuzz-serve: the serve: config section (strict decoding and route validation).
 .PHONY: fuzz-serve
 fuzz-serve:
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParseServe$$' -fuzztime $(FUZZTIME)
 
-fuzz-shard: the deploy record, CloudFront path and --bucket parsers; the
+## fuzz-deploy, fuzz-shard: the deploy record, CloudFront path and --bucket parsers; the
 ## cache entry decoder, ID parser, router and the documents' JSON merge patch.
 fuzz-deploy:
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
