@@ -289,7 +289,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags, site string, file *con
 		dev.mount(mux)
 		// Templates and sources change together in dev: load the templates
 		// against the new build first, then swap both.
-		dev.onRebuild = func() error {
+		dev.setOnRebuild(func() error {
 			m, err := manifest.Load(dev.out)
 			if err != nil {
 				return err
@@ -307,7 +307,7 @@ func runServe(ctx context.Context, e *env, f *serveFlags, site string, file *con
 				return err
 			}
 			return pages.SetTemplates(t)
-		}
+		})
 	}
 	go live.Run(ctx)
 	hup := make(chan os.Signal, 1)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/assetctl/assetctl/bundler"
@@ -37,10 +38,10 @@ type devAssets struct {
 	srv    *devserver.Server
 	runErr chan error
 
-	// onRebuild runs after each successful rebuild, before pages reload;
-	// an error (a template naming a missing asset) is printed and the
-	// pages are not reloaded.
-	onRebuild func() error
+	// onRebuild (set with setOnRebuild) runs after each successful
+	// rebuild, before pages reload; an error (a template naming a missing
+	// asset) is printed and the pages are not reloaded.
+	onRebuild atomic.Pointer[func() error]
 
 	mu      sync.Mutex
 	clients map[chan struct{}]bool
@@ -73,8 +74,8 @@ func startDevAssets(ctx context.Context, e *env, site string, file *config.File)
 				built <- r
 				return
 			}
-			if r.Err == nil && d.onRebuild != nil {
-				if err := d.onRebuild(); err != nil {
+			if fn := d.onRebuild.Load(); r.Err == nil && fn != nil {
+				if err := (*fn)(); err != nil {
 					fmt.Fprintf(e.stdout, "assetctl serve: %v\n", err)
 					return
 				}
@@ -113,6 +114,10 @@ func startDevAssets(ctx context.Context, e *env, site string, file *config.File)
 }
 
 func (d *devAssets) close() { _ = os.RemoveAll(d.tmp) }
+
+// setOnRebuild sets what runs after each successful rebuild; rebuilds run
+// on the dev server's goroutine.
+func (d *devAssets) setOnRebuild(fn func() error) { d.onRebuild.Store(&fn) }
 
 // mount serves the dev build's files and the pages' reload stream.
 func (d *devAssets) mount(mux *http.ServeMux) {
