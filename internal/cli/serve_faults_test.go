@@ -44,7 +44,9 @@ type pageLoad struct {
 
 func startPageLoad(base string, workers, n int) *pageLoad {
 	l := &pageLoad{stop: make(chan struct{})}
-	client := &http.Client{Timeout: 30 * time.Second}
+	// One kept-alive connection per worker: new connections are dialled
+	// only when the server closed one, that is, around a shutdown.
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers, IdleConnTimeout: time.Minute}}
 	for w := range workers {
 		l.wg.Add(1)
 		go func() {
