@@ -67,7 +67,7 @@ sources or the templates.`,
 		Example: `  assetctl serve examples/site --seed
   assetctl serve . --manifest s3://my-bucket/site --cdn-url https://cdn.example.com/site/
   assetctl serve --dev examples/site
-  ASSETCTL_REDIS= assetctl serve site --shard s0=postgres://db0/app --shard s1=postgres://db1/app`,
+  assetctl serve site --redis '' --shard s0=postgres://db0/app --shard s1=postgres://db1/app   # no Redis`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.dev != "" {
