@@ -154,10 +154,15 @@ func (s *served) Stop() int {
 }
 
 // startServe runs `assetctl serve SITE args...` in this process on a free
-// port and waits until /healthz answers.
+// port (or the --addr in args) and waits until /healthz answers.
 func startServe(t *testing.T, site string, args ...string) *served {
 	t.Helper()
 	addr := testsvc.Addr(testsvc.FreePort(t))
+	for i, a := range args { // the test chose the address
+		if a == "--addr" && i+1 < len(args) {
+			addr = args[i+1]
+		}
+	}
 	s := &served{URL: "http://" + addr, Addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
