@@ -66,6 +66,7 @@ if [ -n "$missing" ]; then
 	echo "demo: installing:$missing"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
+command -v aws >/dev/null || { echo "demo: installing awscli (sets the bucket's public-read policy)"; python3 -m pip install -q awscli; }
 command -v versitygw >/dev/null || { echo "demo: installing versitygw (about a minute the first time)"; $GO install github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION:-v1.8.0}; }
 for p in $S3_PORT $PAGES_PORT $CDN_PORT $ORIGIN_PORT; do
 	port_free "$p" || { echo "demo: port $p is in use (an earlier demo?): stop it or set DEMO_*_PORT" >&2; exit 1; }
