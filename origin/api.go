@@ -705,6 +705,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 			e.Error = fmt.Sprintf("field %q: its value belongs to another document: choose another value", e.Field)
 		}
 		writeError(w, e)
+	case errors.Is(err, shardedapi.ErrDocumentTooLarge):
+		// A patch that makes the document larger than the store allows.
+		writeError(w, errorf(http.StatusRequestEntityTooLarge, err.Error()))
 	case errors.Is(err, shardedapi.ErrInvalidValue):
 		writeError(w, errorf(http.StatusBadRequest, err.Error()))
 	case errors.Is(err, shardedapi.ErrShardUnavailable):

@@ -28,6 +28,8 @@ type stackConfig struct {
 	NoCache bool
 	// L1Size enables the cache's in-process tier.
 	L1Size int
+	// MaxDocBytes is the store's document size limit (default 1 MiB).
+	MaxDocBytes int
 }
 
 // stack is a migrated, bootstrapped 4-shard cluster with a document store
@@ -74,7 +76,7 @@ func newStack(t testing.TB, cfg stackConfig) *stack {
 	}
 	t.Cleanup(func() { c.Close() })
 	st.Cluster = c
-	dopts := shardedapi.DocumentStoreOptions{Collections: testCollections}
+	dopts := shardedapi.DocumentStoreOptions{Collections: testCollections, MaxBodyBytes: cfg.MaxDocBytes}
 	if !cfg.NoCache {
 		prefix := ""
 		if cfg.PrivateRedis {

@@ -166,6 +166,22 @@ func TestAPIErrors(t *testing.T) {
 	}
 }
 
+// TestAPIPatchTooLarge: a patch within the API's body limit that makes
+// the document larger than the store's limit answers 413, nothing written.
+func TestAPIPatchTooLarge(t *testing.T) {
+	st := newStack(t, stackConfig{NoCache: true, MaxDocBytes: 200})
+	a := newTestAPI(t, st, nil)
+	want(t, call(t, a, "PUT", "/api/products/g", `{"a":"`+strings.Repeat("x", 150)+`"}`, auth...), 201)
+	body := want(t, call(t, a, "PATCH", "/api/products/g", `{"b":"`+strings.Repeat("y", 150)+`"}`,
+		with(auth, []string{"Content-Type", "application/merge-patch+json"})...), 413)
+	if !strings.Contains(body, "limit") {
+		t.Errorf("413 body %s does not name the limit", body)
+	}
+	if got := want(t, call(t, a, "GET", "/api/products/g", ""), 200); strings.Contains(got, `"b"`) {
+		t.Errorf("the refused patch was written: %s", got)
+	}
+}
+
 func TestAPIWithoutTokensRefusesWrites(t *testing.T) {
 	st := newStack(t, stackConfig{NoCache: true})
 	a := newTestAPI(t, st, func(o *APIOptions) { o.Tokens = nil })

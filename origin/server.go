@@ -139,6 +139,34 @@ type Server struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	metrics  http.Handler
+	// children caches the label-resolved metrics of each (route, method,
+	// status): resolving labels validates and hashes every value, which
+	// showed up in the hot path's profile. Keys are bounded: routes are
+	// patterns, methods are methodLabel's, statuses are 100-999.
+	children sync.Map // metricKey → *routeMetrics
+}
+
+type metricKey struct {
+	route, method string
+	status        int
+}
+
+type routeMetrics struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (s *Server) routeMetrics(route, method string, status int) *routeMetrics {
+	k := metricKey{route, method, status}
+	if m, ok := s.children.Load(k); ok {
+		return m.(*routeMetrics)
+	}
+	m := &routeMetrics{
+		requests: s.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+		duration: s.duration.WithLabelValues(route, method),
+	}
+	actual, _ := s.children.LoadOrStore(k, m)
+	return actual.(*routeMetrics)
 }
 
 // NewServer validates o and wraps handler (the site: the API, pages).
@@ -240,7 +268,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 	rec.r = r
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(rec, r.Body, s.o.MaxBodyBytes)
+		// The original writer, so net/http learns of an oversized body
+		// and closes the connection instead of reading the rest.
+		r.Body = http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes)
 	}
 	switch r.URL.Path {
 	case "/healthz":
@@ -274,8 +304,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	elapsed := time.Since(start)
 	method := methodLabel(r.Method)
-	s.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	s.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	m := s.routeMetrics(route, method, status)
+	m.requests.Inc()
+	m.duration.Observe(elapsed.Seconds())
 	if !s.o.DisableAccessLog && s.log.Enabled(r.Context(), slog.LevelInfo) {
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),

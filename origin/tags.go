@@ -38,17 +38,24 @@ const MaxCacheTagBytes = 1000
 // DocumentTag is the cache tag of one document: every response built from
 // it carries this tag, and a write to it purges the tag at the edge.
 func DocumentTag(collection, id string) string {
-	return hashTag('d', "doc\x00"+collection+"\x00"+id)
+	return hashTag('d', "doc\x00", collection, "\x00", id)
 }
 
 // CollectionTag is the cache tag of a collection's list pages (and of any
 // page showing "the newest N"): every write to the collection purges it.
 func CollectionTag(collection string) string {
-	return hashTag('c', "coll\x00"+collection)
+	return hashTag('c', "coll\x00", collection)
 }
 
-func hashTag(kind byte, s string) string {
-	sum := sha256.Sum256([]byte(s))
+func hashTag(kind byte, parts ...string) string {
+	// Hash from a stack buffer: no allocation for the input on the hot
+	// path (every shared GET computes its document's tag).
+	var buf [256]byte
+	in := buf[:0]
+	for _, p := range parts {
+		in = append(in, p...)
+	}
+	sum := sha256.Sum256(in)
 	var b [1 + 16]byte // base32 of 10 bytes is 16 characters
 	b[0] = kind
 	tagEncoding.Encode(b[1:], sum[:tagHashBytes])
