@@ -32,7 +32,9 @@ cleanup() {
 	echo
 	echo "demo: stopping"
 	if [ -n "$varnish_pid_file" ] && [ -s "$varnish_pid_file" ]; then
-		kill "$(cat "$varnish_pid_file")" 2>/dev/null || true
+		vpid=$(cat "$varnish_pid_file")
+		kill "$vpid" 2>/dev/null || true
+		for _ in $(seq 1 100); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
 	fi
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill "${pids[i]}" 2>/dev/null || true
