@@ -8,17 +8,27 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard fuzz-origin-api
+.PHONY: all build demo demo-build demo-clean test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard fuzz-origin-api
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/assetctl
 
-## demo: build the example site into dist/ and show the manifest summary.
+## demo: the whole pipeline with real components: build → deploy to a local versitygw →
+## Varnish (xkey) as the CDN for assets and pages → assetctl serve on 4 PostgreSQL shards
+## and Redis, seeded; prints the URLs, Ctrl-C stops everything (scripts/demo.sh).
+## DEMO_ONCE=1 checks every URL and exits.
 demo: build
+	./scripts/demo.sh
+
+## demo-build: the earlier demo: build the example site into dist/ and show the manifest summary.
+demo-build: build
 	./$(BIN) build examples/site -o dist
 	@echo "built examples/site into dist/ (manifest: dist/manifest.json)"
+
+demo-clean:
+	rm -rf .demo dist
 
 ## test: gofmt check, go vet, staticcheck, then the race-enabled test suite.
 test: lint unit
@@ -55,8 +65,15 @@ tools-apt:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-bench: build bench-build bench-cache bench-dev bench-shard
+bench: build bench-build bench-cache bench-dev bench-shard bench-serve
 	@echo "see BENCHMARKS.md for what each benchmark measures"
+
+## bench-serve: wrk on loopback: the example's product page from assetctl serve vs a bare
+## net/http handler writing the same response, 9 alternating 3 s rounds (medians), and the
+## origin's peak RSS under that load (needs PostgreSQL, Redis and wrk).
+.PHONY: bench-serve
+bench-serve:
+	$(GO) test -run '^$$' -bench 'BenchmarkServePage' -benchtime 1x -timeout 20m ./internal/cli
 
 ## bench-dev: assetctl dev in headless Chromium on examples/site: median time from a file
 ## write to the browser showing it (CSS swap, script reload) vs baselines from the same run,
@@ -86,8 +103,7 @@ bench-cache:
 bench-shard:
 	$(GO) test -run '^$$' -bench 'KeyDistribution|Locate' -count 3 ./shardedapi
 
-fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-vite
-fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-origin-api
+fuzz: fuzz-build fuzz-dev fuzz-deploy fuzz-shard fuzz-vite fuzz-origin-api fuzz-serve
 
 FUZZTIME ?= 30s
 ## fuzz-build: run the HTML, CSS and web manifest rewriter fuzzers for FUZZTIME each.
@@ -101,6 +117,11 @@ fuzz-dev:
 	for f in FuzzInjectClient FuzzServePath; do \
 		$(GO) test ./devserver -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+
+## fuzz-serve: the serve: config section (strict decoding and route validation).
+.PHONY: fuzz-serve
+fuzz-serve:
+	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParseServe$$' -fuzztime $(FUZZTIME)
 
 ## fuzz-deploy, fuzz-shard: the deploy record, CloudFront path and --bucket parsers; the
 ## cache entry decoder, ID parser, router and the documents' JSON merge patch.

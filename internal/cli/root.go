@@ -69,7 +69,8 @@ Settings come from flags, then ASSETCTL_* environment variables, then the
 config file (assetctl.yaml at the site root, or --config).`,
 		Example: `  assetctl build examples/site -o dist
   assetctl deploy dist --bucket s3://my-bucket/site --cloudfront-distribution E123ABC
-  assetctl dev examples/site`,
+  assetctl dev examples/site
+  assetctl serve examples/site --seed`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -89,6 +90,7 @@ config file (assetctl.yaml at the site root, or --config).`,
 		newDeployCmd(e),
 		newBuildCmd(e),
 		newDevCmd(e),
+		newServeCmd(e),
 	)
 	return root
 }

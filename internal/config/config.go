@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
 	"github.com/spf13/pflag"
 )
 
@@ -65,13 +66,45 @@ func Load(path, dir string) (*File, error) {
 }
 
 // Parse decodes config bytes; name is used in error messages.
-func Parse(name string, data []byte) (*File, error) {
-	var f File
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+func Parse(name string, data []byte) (f *File, err error) {
+	// goccy/go-yaml v1.19.2 panics on some malformed input (a tag on a
+	// block sequence, found by FuzzParseServe): a bad file is an error.
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, &Error{Path: name, Msg: fmt.Sprintf("not valid YAML (the parser failed: %v): check the file's syntax", r)}
+		}
+	}()
+	f = &File{}
+	if err := yaml.UnmarshalWithOptions(data, f, yaml.Strict()); err != nil {
 		return nil, &Error{Path: name, Msg: yaml.FormatError(err, false, true)}
 	}
 	f.Path = name
-	return &f, nil
+	if err := f.Serve.validate(); err != nil {
+		return nil, &Error{Path: name + lineOf(data, err), Msg: err.Error()}
+	}
+	return f, nil
+}
+
+// lineOf is ":LINE" of the value a *fieldError points at, or "" when it
+// cannot be found.
+func lineOf(data []byte, err error) string {
+	var fe *fieldError
+	if !errors.As(err, &fe) {
+		return ""
+	}
+	file, perr := parser.ParseBytes(data, 0)
+	if perr != nil {
+		return ""
+	}
+	path, perr := yaml.PathString("$." + fe.Path)
+	if perr != nil {
+		return ""
+	}
+	node, perr := path.FilterFile(file)
+	if perr != nil || node == nil || node.GetToken() == nil {
+		return ""
+	}
+	return fmt.Sprintf(":%d", node.GetToken().Position.Line)
 }
 
 // Error is a config file that could not be decoded or validated.
