@@ -164,6 +164,9 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 		// Nothing to publish, but an earlier run may have left its
 		// invalidation unfinished: complete it now.
 		adoptPending(p, l.rem.pending, start.UTC().Format(recordTimeFormat))
+		if err := d.resolveViewers(ctx, p); err != nil {
+			return nil, err
+		}
 		err := d.invalidate(ctx, p, res, "")
 		res.Duration = d.now().Sub(start)
 		return res, err
@@ -178,6 +181,9 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 		return nil, err
 	}
 	d.log.Debug("planned", "heads", p.Heads, "elapsed", d.now().Sub(start))
+	if err := d.resolveViewers(ctx, p); err != nil {
+		return nil, err
+	}
 	return d.execute(ctx, p, start)
 }
 

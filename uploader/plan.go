@@ -58,6 +58,13 @@ type Plan struct {
 	// Invalidate (step 5): the CDN paths of changed pages, and of what
 	// earlier deploys left pending.
 	Invalidate []string `json:"invalidate"`
+	// ViewerPaths are, per CDN, the paths viewers request that Invalidate
+	// reaches: the prefix's paths as object keys, less each CDN's origin
+	// path.
+	ViewerPaths []CDNPaths `json:"viewerPaths,omitempty"`
+	// ViewerPathsError says why ViewerPaths could not be worked out in a
+	// dry run (a deploy fails instead, before it publishes anything).
+	ViewerPathsError string `json:"viewerPathsError,omitempty"`
 	// CallerRef is the CloudFront caller reference of the invalidation.
 	CallerRef string `json:"callerReference,omitempty"`
 	// PendingInvalidations counts the invalidations earlier deploys left

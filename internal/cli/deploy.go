@@ -27,6 +27,7 @@ type deployFlags struct {
 	distributions            []string
 	cloudfrontEndpoint       string
 	purge                    []string
+	originPath               string
 	maxInvalidationPaths     int
 	keep                     int
 	grace                    time.Duration
@@ -93,6 +94,7 @@ per glob with deploy.rules in assetctl.yaml:
 	fl.StringArrayVar(&f.distributions, "cloudfront-distribution", nil, "CloudFront distribution ID to invalidate (repeatable)")
 	fl.StringVar(&f.cloudfrontEndpoint, "cloudfront-endpoint", "", "CloudFront API endpoint URL (for tests against moto)")
 	fl.StringArrayVar(&f.purge, "purge", nil, "edge base URL to send HTTP PURGE requests to, e.g. http://varnish:6081/site (repeatable)")
+	fl.StringVar(&f.originPath, "origin-path", "", "object-key prefix the CDN serves at its root (\"/\" = bucket root, \"/www\"); default: each CloudFront distribution's origin path for the bucket, and the bucket root for --purge URLs")
 	fl.IntVar(&f.maxInvalidationPaths, "max-invalidation-paths", 0, "collapse a CloudFront invalidation to a wildcard past this many paths (default 100)")
 	fl.IntVar(&f.keep, "keep", 3, "recent builds whose assets are never pruned")
 	fl.DurationVar(&f.grace, "grace", 24*time.Hour, "also keep the assets of every deploy live within this period")
@@ -153,6 +155,11 @@ func (f *deployFlags) validate() error {
 			return err
 		}
 	}
+	if f.originPath != "" {
+		if _, err := uploader.CleanOriginPath(f.originPath); err != nil {
+			return fmt.Errorf("--origin-path: %w", err)
+		}
+	}
 	for _, id := range f.distributions {
 		if !distributionID.MatchString(id) {
 			return fmt.Errorf("--cloudfront-distribution %q: want an ID such as E2QWRUHAPOMQZL", id)
@@ -205,7 +212,7 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 	for i, r := range rules {
 		urules[i] = uploader.Rule{Match: r.Match, CacheControl: r.CacheControl, ContentType: r.ContentType}
 	}
-	invs, err := newInvalidators(ctx, e, f)
+	invs, err := newInvalidators(ctx, e, f, bucket)
 	if err != nil {
 		return err
 	}

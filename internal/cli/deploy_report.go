@@ -41,6 +41,7 @@ func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
 		for _, path := range p.Invalidate {
 			fmt.Fprintf(w, "  %s\n", path)
 		}
+		writeViewerPaths(w, p, "  ")
 		section("6. prune", p.Prune)
 		if p.PruneSkipped != "" {
 			fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
@@ -63,6 +64,7 @@ func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
 			fmt.Fprintf(w, " (%s)", strings.Join(res.Invalidations, ", "))
 		}
 		fmt.Fprintln(w)
+		writeViewerPaths(w, p, "  ")
 	}
 	if p.PruneSkipped != "" {
 		fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
@@ -98,6 +100,20 @@ func appendStepSummary(path string, res *uploader.Result, deployErr error) error
 		return fmt.Errorf("write step summary: %w", err)
 	}
 	return f.Close()
+}
+
+// writeViewerPaths says, per CDN, which viewer paths the invalidation
+// reaches and which origin path mapped them.
+func writeViewerPaths(w io.Writer, p *uploader.Plan, indent string) {
+	if p.ViewerPathsError != "" {
+		fmt.Fprintf(w, "%sviewer paths unknown: %s\n", indent, p.ViewerPathsError)
+	}
+	for _, c := range p.ViewerPaths {
+		fmt.Fprintf(w, "%s%s (origin path %q, %s): %d viewer paths\n", indent, c.CDN, c.OriginPath, c.Source, len(c.Paths))
+		for _, path := range c.Paths {
+			fmt.Fprintf(w, "%s  %s\n", indent, path)
+		}
+	}
 }
 
 func orNone(s string) string {
