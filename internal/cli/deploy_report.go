@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -72,34 +71,6 @@ func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
 	if res.PruneError != "" {
 		fmt.Fprintf(w, "  prune failed (retried next deploy): %s\n", res.PruneError)
 	}
-}
-
-// appendStepSummary appends a Markdown summary to GitHub Actions' step summary file.
-func appendStepSummary(path string, res *uploader.Result, deployErr error) error {
-	p := res.Plan
-	var b strings.Builder
-	status := "✅ deployed"
-	if deployErr != nil {
-		status = "❌ failed: " + deployErr.Error()
-	}
-	fmt.Fprintf(&b, "### assetctl deploy `%s` → `s3://%s/%s`\n\n%s\n\n", p.BuildID, p.Bucket, p.Prefix, status)
-	b.WriteString("| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| uploaded | %d files (%s) |\n", res.Uploaded, humanBytes(res.Bytes))
-	fmt.Fprintf(&b, "| headers updated | %d |\n| unchanged | %d |\n| deleted | %d |\n", res.HeadersSet, res.Skipped, res.Deleted)
-	fmt.Fprintf(&b, "| invalidated paths | %d |\n", len(p.Invalidate))
-	if len(res.Invalidations) > 0 {
-		fmt.Fprintf(&b, "| invalidation IDs | %s |\n", strings.Join(res.Invalidations, ", "))
-	}
-	fmt.Fprintf(&b, "| time | %s |\n\n", res.Duration.Round(time.Millisecond))
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open step summary: %w", err)
-	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		return fmt.Errorf("write step summary: %w", err)
-	}
-	return f.Close()
 }
 
 // writeViewerPaths says, per CDN, which viewer paths the invalidation

@@ -25,6 +25,9 @@ type Deploy struct {
 	// OriginPath is the object-key prefix the CDNs serve at their root,
 	// overriding what is read from CloudFront.
 	OriginPath string `yaml:"origin-path" flag:"origin-path"`
+	// BaseURL is where viewers reach the bucket root; the deploy's URL is it
+	// plus the prefix's viewer path.
+	BaseURL string `yaml:"base-url" flag:"base-url"`
 	// MaxInvalidationPaths collapses an invalidation to a wildcard past this
 	// many paths.
 	MaxInvalidationPaths *int `yaml:"max-invalidation-paths" flag:"max-invalidation-paths"`
