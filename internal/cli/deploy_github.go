@@ -107,6 +107,7 @@ type report struct {
 	url      string
 	outDir   string
 	planFile string
+	comment  string // the PR-comment body's file
 	notice   string // why the run fell back to a plan, if it did
 }
 
@@ -120,6 +121,7 @@ func (r *report) outputs() []ghactions.Output {
 	add("assetctl-version", versionString())
 	add("url", r.url)
 	add("plan-file", r.planFile)
+	add("comment-file", r.comment)
 	if r.outDir != "" {
 		if abs, err := filepath.Abs(filepath.Join(r.outDir, "manifest.json")); err == nil {
 			add("manifest-file", abs)
@@ -244,8 +246,12 @@ func (r *report) markdown() string {
 		}
 		b.WriteString("\n</details>\n\n")
 	}
-	if r.dryRun {
-		b.WriteString("<details><summary>Plan</summary>\n\n")
+	if p.Changed() || r.dryRun {
+		title := "Changes"
+		if r.dryRun {
+			title = "Plan"
+		}
+		b.WriteString("<details><summary>" + title + "</summary>\n\n")
 		for _, s := range []struct {
 			title   string
 			actions []uploader.Action
@@ -281,6 +287,8 @@ func (e *env) publishGitHub(gh githubEnv, r *report) {
 			comment := strings.TrimSuffix(r.planFile, ".json") + ".md"
 			if err := os.WriteFile(comment, []byte(ghactions.Truncate(md, commentLimit)), 0o644); err != nil {
 				e.log.Warn("write the PR comment body", "err", err)
+			} else {
+				r.comment = comment
 			}
 		}
 		if err := ghactions.AppendOutputs(gh.output, r.outputs()); err != nil {

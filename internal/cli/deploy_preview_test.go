@@ -90,8 +90,12 @@ func TestPreviewDeployAndCleanup(t *testing.T) {
 		"unchanged": "0", "deleted": "0", "invalidation-ids": "", "invalidated-paths": "",
 		"manifest-file": filepath.Join(pr, "manifest.json"), "assetctl-version": versionString(),
 	}
-	planFile := out["plan-file"]
+	planFile, commentFile := out["plan-file"], out["comment-file"]
 	delete(out, "plan-file")
+	delete(out, "comment-file")
+	if md, err := os.ReadFile(commentFile); err != nil || !strings.Contains(string(md), "https://cdn.example.com/pr-7/") {
+		t.Errorf("comment file %q: got %q (%v), want the summary with the preview's URL", commentFile, md, err)
+	}
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("preview outputs (-want +got):\n%s", diff)
 	}
