@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
+.PHONY: release all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
 
 all: build
 
@@ -115,3 +115,10 @@ fuzz-shard:
 
 clean:
 	rm -rf bin dist
+
+## release: the archives the GitHub Action installs (release/, gitignored):
+## assetctl_<os>_<arch>.tar.gz|zip for linux/darwin/windows x amd64/arm64 and
+## checksums.txt, reproducible (scripts/release.sh). VERSION=v1.2.3 for a tag;
+## default: the tag at HEAD, else a snapshot version.
+release:
+	VERSION=$(VERSION) OUT=release scripts/release.sh
