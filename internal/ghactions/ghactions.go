@@ -29,10 +29,13 @@ var ErrBadOutputName = errors.New("bad output name")
 // FormatOutputs encodes outputs in the runner's file-command format: every
 // value in the delimiter form (name<<DELIM, value, DELIM), with a random
 // delimiter per value that the value does not contain, so multi-line
-// values and values that look like other outputs stay intact.
+// values and values that look like other outputs stay intact. The runner
+// reads "\r\n" and a lone "\r" as line breaks, so they are written as
+// "\n".
 func FormatOutputs(outputs []Output) (string, error) {
 	var b strings.Builder
 	for _, o := range outputs {
+		o.Value = newlines.Replace(o.Value)
 		if o.Name == "" || strings.ContainsAny(o.Name, "=<\r\n") {
 			return "", fmt.Errorf("%w %q", ErrBadOutputName, o.Name)
 		}
@@ -44,6 +47,9 @@ func FormatOutputs(outputs []Output) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// newlines turns every line break the runner knows into "\n".
+var newlines = strings.NewReplacer("\r\n", "\n", "\r", "\n")
 
 // delimiter is "ghadelimiter_" and 16 random bytes in hex, drawn again in
 // the (astronomically unlikely) case value contains it.
@@ -76,7 +82,7 @@ func AppendOutputs(path string, outputs []Output) error {
 // exactly DELIM. Tests use it to check what a step wrote.
 func ParseOutputs(data string) (map[string]string, error) {
 	out := map[string]string{}
-	lines := strings.Split(strings.ReplaceAll(data, "\r\n", "\n"), "\n")
+	lines := strings.Split(newlines.Replace(data), "\n")
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]
 		if l == "" {

@@ -118,3 +118,41 @@ func TestReadPullRequest(t *testing.T) {
 		t.Errorf("no event path: got %v, want ErrNoPullRequest", err)
 	}
 }
+
+// Any output value, whatever lines or delimiter-like text it holds, is
+// read back by the runner's parser exactly as written.
+func FuzzOutputsRoundTrip(f *testing.F) {
+	f.Add("build-id", "5d0c7e2a91b4f3c8")
+	f.Add("paths", "/\n/index.html\nurl<<EOF\nx=y\nEOF")
+	f.Add("v", "ghadelimiter_00\r\n")
+	f.Add("x", "")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		data, err := FormatOutputs([]Output{{name, value}, {"after", "sentinel"}})
+		if err != nil {
+			if !errors.Is(err, ErrBadOutputName) {
+				t.Fatalf("FormatOutputs(%q): %v", name, err)
+			}
+			return
+		}
+		got, err := ParseOutputs(data)
+		if err != nil {
+			t.Fatalf("ParseOutputs: %v\n%s", err, data)
+		}
+		// The runner reads CRLF and CR as LF; a value is otherwise unchanged.
+		want := strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\r", "\n")
+		if got[name] != want || got["after"] != "sentinel" {
+			t.Fatalf("value %q came back as %q (after: %q)", value, got[name], got["after"])
+		}
+	})
+}
+
+func TestTruncateKeepsWholeLines(t *testing.T) {
+	md := "line one\nline two\nline three\n"
+	got := Truncate(md, 9)
+	if len(got) > 9 || (got != "line one\n" && !strings.HasPrefix(md, got)) {
+		t.Errorf("Truncate(…, 9) = %q, want at most 9 bytes of whole lines", got)
+	}
+	if Truncate(md, 1000) != md {
+		t.Errorf("Truncate of a short text changed it")
+	}
+}
