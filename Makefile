@@ -107,6 +107,7 @@ fuzz-deploy:
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzCloudFrontPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cli -run '^$$' -fuzz '^FuzzParseBucket$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ghactions -run '^$$' -fuzz '^FuzzOutputsRoundTrip$$' -fuzztime $(FUZZTIME)
 
 fuzz-shard:
 	for f in FuzzDecodeEntry FuzzParseID FuzzLocate; do \
