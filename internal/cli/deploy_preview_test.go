@@ -2,6 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/assetctl/assetctl/internal/ghactions"
 	"github.com/assetctl/assetctl/internal/testsite"
+	"github.com/assetctl/assetctl/uploader"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -197,5 +201,51 @@ func TestForkWithoutCredentialsPlans(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", e.s3.SecretKey)
 	if _, keys, _ := e.published(t, ""); len(keys) != 0 {
 		t.Errorf("a fork's plan wrote %d objects, want none", len(keys))
+	}
+}
+
+// A plan far larger than GitHub's step-summary limit: the summary is cut
+// under 1 MiB (and says so), the outputs stay bounded, and the plan file
+// holds every action.
+func TestHugePlanSummaryStaysUnderLimit(t *testing.T) {
+	g := newGHRun(t, `{"ref":"refs/heads/main"}`)
+	p := &uploader.Plan{Bucket: "b", Prefix: "www/", BuildID: "0123456789abcdef"}
+	var viewer []string
+	for i := range 40000 {
+		path := fmt.Sprintf("docs/section-%05d/a-rather-long-page-name-%05d.html", i/100, i)
+		p.Pages = append(p.Pages, uploader.Action{Op: uploader.OpUpload, Path: path, Key: "www/" + path, Reason: "new"})
+		p.Invalidate = append(p.Invalidate, "/"+path)
+		viewer = append(viewer, "/www/"+path)
+	}
+	p.ViewerPaths = []uploader.CDNPaths{{CDN: "cloudfront:E1", Source: "distribution", Paths: viewer}}
+	e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	e.publishGitHub(readGitHubEnv(os.Getenv), &report{res: &uploader.Result{Plan: p, Invalidations: []string{}}, dryRun: true})
+
+	md, err := os.ReadFile(g.summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md) >= ghactions.SummaryLimit || !strings.Contains(string(md), "left out") {
+		t.Errorf("summary is %d bytes, want under %d with a note of what was left out", len(md), ghactions.SummaryLimit)
+	}
+	data, _ := os.ReadFile(g.output)
+	if len(data) > 200<<10 {
+		t.Errorf("outputs are %d bytes, want them bounded (a job's outputs share 1 MB)", len(data))
+	}
+	out, err := ghactions.ParseOutputs(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out["invalidated-paths"], "\n") + 1; n != maxOutputLines+1 {
+		t.Errorf("invalidated-paths has %d lines, want %d and a count of the rest", n, maxOutputLines+1)
+	}
+	var full struct {
+		Plan struct{ Pages []json.RawMessage }
+	}
+	if b, err := os.ReadFile(out["plan-file"]); err != nil || json.Unmarshal(b, &full) != nil || len(full.Plan.Pages) != 40000 {
+		t.Errorf("plan file %s: %d pages (%v), want all 40000", out["plan-file"], len(full.Plan.Pages), err)
+	}
+	if c, err := os.ReadFile(out["comment-file"]); err != nil || len(c) > commentLimit {
+		t.Errorf("comment file: %d bytes (%v), want at most %d", len(c), err, commentLimit)
 	}
 }
