@@ -97,3 +97,23 @@ func recordBuildID(rel string) string {
 	}
 	return name
 }
+
+// LivePaths lists the output paths the newest deploy record under the
+// prefix names, sorted: what the live site published. Nil when nothing was
+// deployed there. It reads only the record folder.
+func (d *Deployer) LivePaths(ctx context.Context) ([]string, error) {
+	rem, err := d.listRecords(ctx, d.prefix+".assetctl/", true)
+	if err != nil {
+		return nil, err
+	}
+	rec := rem.latest()
+	if rec == nil {
+		return nil, nil
+	}
+	paths := make([]string, 0, len(rec.Objects))
+	for p := range rec.Objects {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths, nil
+}

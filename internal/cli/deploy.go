@@ -241,7 +241,13 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 		if contains(target, production) && !f.force {
 			return fmt.Errorf("%w: --cleanup %q holds the production site s3://%s/%s: give the preview's prefix, or add --force", errProductionCleanup, target, bucket, production)
 		}
-		return runCleanup(ctx, e, f, gh, bucket, target)
+		if forkWithoutCredentials(gh, os.Getenv) {
+			// A fork's run only ever planned: there is nothing to remove.
+			fmt.Fprintln(e.stderr, "::notice title=assetctl::This pull request comes from a fork, whose previews are never deployed: nothing to clean up.")
+			e.publishGitHub(gh, &report{cleanup: &uploader.CleanupResult{Bucket: bucket, Prefix: target + "/", DryRun: true, Builds: []string{}}})
+			return nil
+		}
+		return runCleanup(ctx, e, f, gh, bucket, target, production)
 	}
 	if f.preview != "" {
 		if prefix, err = previewPrefix("preview", f.preview, gh); err != nil {
@@ -322,11 +328,29 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 }
 
 // runCleanup removes the preview under target.
-func runCleanup(ctx context.Context, e *env, f *deployFlags, gh githubEnv, bucket, target string) error {
+func runCleanup(ctx context.Context, e *env, f *deployFlags, gh githubEnv, bucket, target, production string) error {
 	store, err := uploader.NewS3Store(ctx, uploader.S3Options{Bucket: bucket, Endpoint: f.endpoint, Region: f.region,
 		Connections: 2 * f.concurrency})
 	if err != nil {
 		return err
+	}
+	if contains(production, target) && !f.force {
+		// The preview lives inside the production prefix (production at
+		// the bucket root, say): refuse if the live site has pages there.
+		prod, err := uploader.New(store, uploader.Options{Bucket: bucket, Prefix: production, Logger: e.log})
+		if err != nil {
+			return err
+		}
+		live, err := prod.LivePaths(ctx)
+		if err != nil {
+			return fmt.Errorf("check the production site before the cleanup: %w", err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(target, production), "/") + "/"
+		for _, p := range live {
+			if strings.HasPrefix(p, rel) {
+				return fmt.Errorf("%w: the live site s3://%s/%s publishes %s under --cleanup %q: give the preview's prefix, or add --force", errProductionCleanup, bucket, production, p, target)
+			}
+		}
 	}
 	d, err := uploader.New(store, uploader.Options{Bucket: bucket, Prefix: target, DryRun: f.dryRun, Logger: e.log})
 	if err != nil {

@@ -137,6 +137,10 @@ func TestPreviewDeployAndCleanup(t *testing.T) {
 			t.Errorf("--cleanup %s: got exit %d, stderr %q; want a refusal naming production and --force", p, code, stderr)
 		}
 	}
+	// A prefix inside production where the live site has pages.
+	if code, _, _, stderr := g.step(t, append([]string{"deploy", "--cleanup", "www/docs"}, base...)...); code == 0 || !strings.Contains(stderr, "live site") {
+		t.Errorf("--cleanup www/docs: got exit %d, stderr %q; want a refusal naming the live page", code, stderr)
+	}
 	rootBase := []string{"--bucket", "s3://" + testBucket, "--endpoint", e.s3.Endpoint}
 	if code, _, _, stderr := g.step(t, append([]string{"deploy", "--cleanup", "pr-7", "--preview"}, rootBase...)...); code == 0 {
 		t.Errorf("--cleanup with --preview: got exit 0 (%s), want a usage error", stderr)
@@ -196,6 +200,10 @@ func TestForkWithoutCredentialsPlans(t *testing.T) {
 	md, _ := os.ReadFile(g.summary)
 	if !strings.Contains(string(md), "### assetctl plan") || !strings.Contains(string(md), "fork") {
 		t.Errorf("step summary: want the plan and the fork notice:\n%s", md)
+	}
+	code, out, _, stderr = g.step(t, "deploy", "--cleanup", "--bucket", "s3://"+testBucket+"/www", "--endpoint", e.s3.Endpoint)
+	if code != 0 || out["deleted"] != "0" || !strings.Contains(stderr, "nothing to clean up") {
+		t.Errorf("fork cleanup: exit %d, deleted %q, stderr %q; want a no-op", code, out["deleted"], stderr)
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", e.s3.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", e.s3.SecretKey)
