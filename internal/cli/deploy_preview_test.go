@@ -8,12 +8,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/assetctl/assetctl/internal/ghactions"
 	"github.com/assetctl/assetctl/internal/testsite"
+	"github.com/assetctl/assetctl/internal/testsvc"
 	"github.com/assetctl/assetctl/uploader"
 	"github.com/google/go-cmp/cmp"
 )
@@ -255,5 +257,45 @@ func TestHugePlanSummaryStaysUnderLimit(t *testing.T) {
 	}
 	if c, err := os.ReadFile(out["comment-file"]); err != nil || len(c) > commentLimit {
 		t.Errorf("comment file: %d bytes (%v), want at most %d", len(c), err, commentLimit)
+	}
+}
+
+// A preview behind a distribution that serves the bucket root: CloudFront
+// is sent the preview's viewer paths (/pr-3/...), read from the
+// distribution's origin, and the outputs and the summary name them.
+func TestPreviewInvalidatesViewerPaths(t *testing.T) {
+	e := newDeployEnv(t)
+	g := newGHRun(t, prEvent(3, "opened", false))
+	moto := testsvc.StartMoto(t)
+	dist := moto.CreateDistributionFor(t, testBucket, "")
+	dir, _ := writeSite(t, testsite.Spec{Pages: 2})
+	code, out, stdout, stderr := g.step(t, "deploy", dir, "--preview", "--bucket", "s3://"+testBucket+"/www", "--endpoint", e.s3.Endpoint,
+		"--cloudfront-distribution", dist, "--cloudfront-endpoint", moto.URL)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d: %s", code, stderr)
+	}
+	invs := moto.Invalidations(t, dist)
+	if len(invs) != 1 {
+		t.Fatalf("got %d invalidations, want 1", len(invs))
+	}
+	sent := sorted(invs[0].Paths)
+	for _, p := range []string{"/pr-3", "/pr-3/", "/pr-3/index.html"} {
+		if !slices.Contains(sent, p) {
+			t.Errorf("CloudFront was sent %v, want %s among them", sent, p)
+		}
+	}
+	for _, p := range sent {
+		if !strings.HasPrefix(p, "/pr-3") {
+			t.Errorf("CloudFront was sent %s, outside the preview", p)
+		}
+	}
+	if got := strings.Split(out["invalidated-paths"], "\n"); !slices.Equal(got, sent) {
+		t.Errorf("invalidated-paths output %q, want what CloudFront was sent %q", got, sent)
+	}
+	if out["invalidation-ids"] != dist+"/"+invs[0].ID {
+		t.Errorf("invalidation-ids %q, want %s/%s", out["invalidation-ids"], dist, invs[0].ID)
+	}
+	if !strings.Contains(stdout, "cloudfront:"+dist+` (origin path "", distribution)`) || !strings.Contains(stdout, "    /pr-3/index.html") {
+		t.Errorf("summary does not list the viewer paths per distribution:\n%s", stdout)
 	}
 }
