@@ -262,7 +262,7 @@ func (d *Deployer) execute(ctx context.Context, p *Plan, start time.Time) (*Resu
 		err := enc.err
 		if err == nil {
 			d.opts.Progress.Step("record", 1, int64(len(enc.data)))
-			err = d.store.Put(ctx, p.record.key, bytes.NewReader(enc.data), int64(len(enc.data)),
+			err = d.store.Put(ctx, p.record.Key, bytes.NewReader(enc.data), int64(len(enc.data)),
 				Headers{ContentType: "application/gzip", CacheControl: "no-store"})
 		}
 		if err != nil {
@@ -404,7 +404,7 @@ func (d *Deployer) encodeRecord(ctx context.Context, p *Plan) ([]byte, error) {
 			break
 		}
 	}
-	return rec.encode()
+	return rec.Encode()
 }
 
 func actionKeys(a []Action) []string {

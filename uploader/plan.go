@@ -224,7 +224,7 @@ func (d *Deployer) listRecords(ctx context.Context, prefix string, latestOnly bo
 			return nil
 		}
 		if latestOnly {
-			if o.Key > newest.Key {
+			if newest.Key == "" || manifest.CompareRecordKeys(o.Key, newest.Key) > 0 {
 				newest = o
 			}
 			return nil
@@ -245,7 +245,7 @@ func (d *Deployer) listRecords(ctx context.Context, prefix string, latestOnly bo
 	if gerr != nil {
 		return nil, fmt.Errorf("read deploy records: %w", gerr)
 	}
-	sort.Slice(got, func(i, j int) bool { return got[i].key < got[j].key })
+	sort.Slice(got, func(i, j int) bool { return manifest.CompareRecordKeys(got[i].key, got[j].key) < 0 })
 	for _, f := range got {
 		if f.err != nil && f.pending == nil && isPendingKey(strings.TrimPrefix(f.key, d.prefix)) {
 			d.log.Warn("ignoring unreadable pending-invalidation marker", "key", f.key, "err", f.err)
@@ -416,8 +416,8 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 	// header rewrite or an interrupted run), so the next plan needs none.
 	rec.Verified = len(p.Pages)+len(p.Removes) == 0
 	if len(p.Assets)+len(p.Pages)+len(p.Removes) > 0 || prev == nil || prev.BuildID != in.m.BuildID || in.rollback || p.Heads > 0 {
-		rec.key = recordKey(d.prefix, now, in.m.BuildID)
-		p.Record = rec.key
+		rec.Key = recordKey(d.prefix, now, in.m.BuildID)
+		p.Record = rec.Key
 		p.record = rec
 	}
 	adoptPending(p, rem.pending, cmp.Or(p.Record, now.UTC().Format(recordTimeFormat)))

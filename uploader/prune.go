@@ -73,7 +73,7 @@ func (d *Deployer) planPrune(p *Plan, rem *remote, next *Record) {
 	// Records go after their assets, so a failed prune leaves them to
 	// vouch for what is left.
 	for _, r := range dropRecords {
-		deletes = append(deletes, Action{Op: OpDelete, Path: r.key[len(d.prefix):], Key: r.key, Reason: "old deploy record"})
+		deletes = append(deletes, Action{Op: OpDelete, Path: r.Key[len(d.prefix):], Key: r.Key, Reason: "old deploy record"})
 	}
 	if d.opts.MaxDeletes > 0 && len(deletes) > d.opts.MaxDeletes {
 		p.PruneSkipped = fmt.Sprintf("prune would delete %d objects, more than --max-deletes %d: nothing pruned (raise the cap to prune)", len(deletes), d.opts.MaxDeletes)

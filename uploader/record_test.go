@@ -12,7 +12,7 @@ import (
 func FuzzDecodeRecord(f *testing.F) {
 	r := &Record{Version: recordVersion, BuildID: "abc", Time: time.Unix(0, 0).UTC(),
 		Manifest: &manifest.Manifest{Version: 1, BuildID: "abc", Files: map[string]manifest.File{}}, Objects: map[string]RecordObject{"a.html": {Size: 1}}}
-	good, err := r.encode()
+	good, err := r.Encode()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if len(rec.RawManifest) == 0 || rec.Version != recordVersion {
 			t.Errorf("decodeRecord accepted a record without a manifest or with version %d", rec.Version)
 		}
-		_ = rec.load() // must not panic
+		_ = rec.Load() // must not panic
 
 	})
 }
@@ -41,7 +41,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		Hash: "0000000000000000000000000000000000000000000000000000000000000000", Size: 2, ContentType: "text/html"}}}
 	r := &Record{Version: recordVersion, BuildID: "abc", Manifest: m, Objects: map[string]RecordObject{"a.html": {Size: 2, ETag: `"e"`}},
 		Bodies: map[string][]byte{"h": []byte("hi")}, Sentinel: "a.html"}
-	data, err := r.encode()
+	data, err := r.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if got.Manifest != nil || got.Bodies != nil {
 		t.Errorf("decodeRecord decoded the manifest or bodies eagerly")
 	}
-	if err := got.load(); err != nil {
+	if err := got.Load(); err != nil {
 		t.Fatal(err)
 	}
 	if got.Manifest.Files["a.html"].Size != 2 || string(got.Bodies["h"]) != "hi" || got.Sentinel != "a.html" || got.Objects["a.html"].ETag != `"e"` {

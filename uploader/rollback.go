@@ -43,7 +43,7 @@ func (d *Deployer) Rollback(ctx context.Context, buildID string) (*Result, error
 		}
 		return nil, fmt.Errorf("roll back: no kept deploy of %s; kept deploys: %s: %w", want, strings.Join(ids, ", "), ErrNotRollbackable)
 	}
-	if err := target.load(); err != nil {
+	if err := target.Load(); err != nil {
 		return nil, err
 	}
 	for path, o := range target.Objects {

@@ -3,6 +3,7 @@ package uploader
 import (
 	"context"
 	"errors"
+	"github.com/assetctl/assetctl/manifest"
 	"io"
 	"time"
 )
@@ -41,14 +42,9 @@ type Object struct {
 	Headers      Headers // filled by Head only: listings carry no metadata
 }
 
-// Headers are the HTTP headers and metadata deploy sets on an object.
-type Headers struct {
-	ContentType  string `json:"contentType"`
-	CacheControl string `json:"cacheControl"`
-	// SHA256 is the hex content hash, stored as x-amz-meta-assetctl-sha256
-	// (ETags are not content hashes for multipart uploads).
-	SHA256 string `json:"sha256"`
-}
+// Headers are the HTTP headers and metadata deploy sets on an object; a
+// deploy record keeps them per object, so the type is the contract's.
+type Headers = manifest.Headers
 
 // MetaSHA256 is the object metadata key holding Headers.SHA256.
 const MetaSHA256 = "assetctl-sha256"
