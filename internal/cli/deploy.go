@@ -35,6 +35,7 @@ type deployFlags struct {
 	noPrune                  bool
 	concurrency              int
 	dryRun, jsonOut, wait    bool
+	verify                   bool
 	rollback                 string
 	preview, cleanup         string
 	force                    bool
@@ -109,6 +110,7 @@ per glob with deploy.rules in assetctl.yaml:
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan (uploads with headers, skips, deletes, invalidations) and change nothing")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the plan or result as JSON on stdout")
 	fl.BoolVar(&f.wait, "wait", false, "wait until CDN invalidations complete")
+	fl.BoolVar(&f.verify, "verify", false, "plan from a listing of the whole prefix instead of the deploy records: finds and repairs objects deleted or overwritten by hand")
 	fl.StringVar(&f.rollback, "rollback", "", "republish the pages of an earlier kept deploy: --rollback [BUILD_ID] (no ID: the previous build)")
 	fl.Lookup("rollback").NoOptDefVal = rollbackPrevious
 	fl.StringVar(&f.preview, "preview", "", "--preview=PREFIX deploys under this key prefix (relative to the bucket root) instead of the --bucket prefix; --preview alone: pr-N of the pull request in GITHUB_EVENT_PATH")
@@ -287,7 +289,7 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 	prog := newDeployProgress(e.stderr, f.jsonOut || f.dryRun)
 	d, err := uploader.New(store, uploader.Options{Bucket: bucket, Prefix: prefix, Concurrency: f.concurrency,
 		Keep: f.keep, Grace: grace, MaxDeletes: f.maxDeletes, NoPrune: f.noPrune, Rules: urules,
-		Invalidators: invs, Wait: f.wait, DryRun: f.dryRun, Logger: e.log, Progress: prog})
+		Invalidators: invs, Wait: f.wait, DryRun: f.dryRun, Verify: f.verify, Logger: e.log, Progress: prog})
 	if err != nil {
 		return err
 	}

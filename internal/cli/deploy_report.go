@@ -45,6 +45,7 @@ func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
 		if p.PruneSkipped != "" {
 			fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
 		}
+		writeDrift(w, p)
 		fmt.Fprintf(w, "unchanged: %d files (skipped)\ndry run: nothing was changed\n", p.Skipped)
 		return
 	}
@@ -68,6 +69,7 @@ func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
 	if p.PruneSkipped != "" {
 		fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
 	}
+	writeDrift(w, p)
 	if res.PruneError != "" {
 		fmt.Fprintf(w, "  prune failed (retried next deploy): %s\n", res.PruneError)
 	}
@@ -84,6 +86,17 @@ func writeViewerPaths(w io.Writer, p *uploader.Plan, indent string) {
 		for _, path := range c.Paths {
 			fmt.Fprintf(w, "%s  %s\n", indent, path)
 		}
+	}
+}
+
+// writeDrift lists what a --verify listing found deleted or changed by hand.
+func writeDrift(w io.Writer, p *uploader.Plan) {
+	if len(p.Drifted) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  drift: %d objects differ from the last deploy record (put back):\n", len(p.Drifted))
+	for _, d := range p.Drifted {
+		fmt.Fprintf(w, "    %s\n", d)
 	}
 }
 
