@@ -234,6 +234,9 @@ func (r *report) markdown() string {
 	if p.PruneSkipped != "" {
 		fmt.Fprintf(&b, "| prune skipped | %s |\n", p.PruneSkipped)
 	}
+	if len(p.Drifted) > 0 {
+		fmt.Fprintf(&b, "| drift put back | %d objects changed or deleted by hand |\n", len(p.Drifted))
+	}
 	fmt.Fprintf(&b, "| time | %s |\n\n", res.Duration.Round(time.Millisecond))
 	if p.ViewerPathsError != "" {
 		fmt.Fprintf(&b, "Viewer paths unknown: %s\n\n", p.ViewerPathsError)
