@@ -151,15 +151,15 @@ var ErrNotRollbackable = errors.New("deploy cannot be rolled back")
 
 // remote is the state of the prefix as one listing and the records saw it.
 type remote struct {
-	objects map[string]Object      // by path relative to the prefix
+	objects map[string]Object // by path relative to the prefix
 	// prunable, when the state comes from the records rather than a
 	// listing, holds every asset any record names (objects holds only
 	// those the records vouch for); planPrune looks candidates up there.
 	prunable    map[string]Object
 	fromRecords bool
-	records []*Record              // readable records, oldest first
-	broken  []string               // record keys that could not be read
-	pending []*pendingInvalidation // oldest first
+	records     []*Record              // readable records, oldest first
+	broken      []string               // record keys that could not be read
+	pending     []*pendingInvalidation // oldest first
 }
 
 func (r *remote) latest() *Record {
