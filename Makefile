@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo demo-build demo-clean test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard fuzz-origin-api
+.PHONY: release all build demo demo-build demo-clean test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard fuzz-origin-api
 
 all: build
 
@@ -48,6 +48,7 @@ tools: tools-apt tools-go
 tools-go:
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@command -v versitygw >/dev/null || $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	@command -v act >/dev/null || $(GO) install github.com/nektos/act@v0.2.89
 
 ## tools-py: boto3 and awscli, the independent S3 clients deploy's tests and benchmarks check with.
 tools: tools-py
@@ -62,6 +63,7 @@ tools-apt:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	dpkg -s varnish-modules >/dev/null 2>&1 || missing="$$missing varnish-modules"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -131,6 +133,7 @@ fuzz-deploy:
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./uploader -run '^$$' -fuzz '^FuzzCloudFrontPath$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cli -run '^$$' -fuzz '^FuzzParseBucket$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ghactions -run '^$$' -fuzz '^FuzzOutputsRoundTrip$$' -fuzztime $(FUZZTIME)
 
 fuzz-shard:
 	for f in FuzzDecodeEntry FuzzParseID FuzzLocate FuzzMergePatch; do \
@@ -169,6 +172,13 @@ fuzz-origin-api:
 
 clean:
 	rm -rf bin dist
+
+## release: the archives the GitHub Action installs (release/, gitignored):
+## assetctl_<os>_<arch>.tar.gz|zip for linux/darwin/windows x amd64/arm64 and
+## checksums.txt, reproducible (scripts/release.sh). VERSION=v1.2.3 for a tag;
+## default: the tag at HEAD, else a snapshot version.
+release:
+	VERSION=$(VERSION) OUT=release scripts/release.sh
 
 ## fuzz-origin: the origin's Link header writer and template asset-name resolution.
 .PHONY: fuzz-origin

@@ -37,7 +37,35 @@ type Combined struct {
 	invs []Invalidator
 }
 
-var _ Invalidator = (*Combined)(nil)
+var (
+	_ Invalidator  = (*Combined)(nil)
+	_ ViewerMapper = (*Combined)(nil)
+)
+
+// ViewerPaths concatenates the viewer paths of every invalidator that can
+// tell them.
+func (c *Combined) ViewerPaths(ctx context.Context, bucketPaths []string) ([]CDNPaths, error) {
+	return cdnPaths(ctx, c.invs, bucketPaths)
+}
+
+// cdnPaths asks every invalidator that is a ViewerMapper for its viewer
+// paths; others are reported with the bucket paths as given.
+func cdnPaths(ctx context.Context, invs []Invalidator, bucketPaths []string) ([]CDNPaths, error) {
+	var out []CDNPaths
+	for _, inv := range invs {
+		vm, ok := inv.(ViewerMapper)
+		if !ok {
+			out = append(out, CDNPaths{CDN: fmt.Sprintf("%T", inv), Source: "default", Paths: bucketPaths})
+			continue
+		}
+		got, err := vm.ViewerPaths(ctx, bucketPaths)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
 
 // Combine returns an invalidator that fans out to invs, in parallel. Nil
 // entries are dropped and nested Combined invalidators are flattened.

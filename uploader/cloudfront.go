@@ -35,6 +35,18 @@ const (
 type CloudFrontOptions struct {
 	// DistributionIDs are the distributions to invalidate; at least one.
 	DistributionIDs []string
+	// Bucket is the S3 bucket deploy writes to. Invalidate is given bucket
+	// paths ("/" + object key); each distribution's origin for this bucket
+	// (its S3 domain name) gives the origin path to strip, so the paths
+	// invalidated are the ones viewers request. Default "": no lookup, the
+	// origin path is OriginPath.
+	Bucket string
+	// OriginPath overrides the origin path read from the distributions,
+	// for set-ups whose configuration cannot be read or matched (a custom
+	// origin, cache behaviors routing by path): the object-key prefix the
+	// distributions serve at their root, "/" for the bucket root, "/www".
+	// Default "": read it (the bucket root when Bucket is empty).
+	OriginPath string
 	// Endpoint overrides the CloudFront API endpoint, such as a moto
 	// server's URL in tests. Default: AWS's endpoint.
 	Endpoint string
@@ -82,9 +94,18 @@ type CloudFront struct {
 	maxPoll  time.Duration
 	busy     time.Duration
 	log      *slog.Logger
+
+	bucket      string
+	override    string // the cleaned OriginPath
+	hasOverride bool
+	originsMu   sync.Mutex
+	origins     map[string]string // distribution -> origin path read from it
 }
 
-var _ Invalidator = (*CloudFront)(nil)
+var (
+	_ Invalidator  = (*CloudFront)(nil)
+	_ ViewerMapper = (*CloudFront)(nil)
+)
 
 // NewCloudFront returns a CloudFront invalidator whose client is built from
 // cfg (credentials from the SDK's default chain, usually
@@ -106,6 +127,15 @@ func NewCloudFront(cfg aws.Config, opts CloudFrontOptions) (*CloudFront, error) 
 		maxPoll:  orDefault(opts.MaxPollInterval, 30*time.Second),
 		busy:     orDefault(opts.BusyTimeout, 5*time.Minute),
 		log:      opts.Logger,
+		bucket:   opts.Bucket,
+		origins:  map[string]string{},
+	}
+	if opts.OriginPath != "" {
+		op, err := CleanOriginPath(opts.OriginPath)
+		if err != nil {
+			return nil, fmt.Errorf("cloudfront: %w", err)
+		}
+		c.override, c.hasOverride = op, true
 	}
 	if c.maxPaths > cloudFrontBatchLimit {
 		return nil, fmt.Errorf("cloudfront: max paths %d is above CloudFront's batch limit of %d", c.maxPaths, cloudFrontBatchLimit)
@@ -139,10 +169,12 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// Invalidate creates one invalidation per distribution for paths (unescaped
-// URL paths; they are escaped as CloudFront expects) with callerRef as the
-// CallerReference, so a retried deploy with the same reference reuses the
-// invalidation it created before instead of paying for a new one. More than
+// Invalidate creates one invalidation per distribution for paths (bucket
+// paths, "/" + object key, unescaped; see CloudFrontOptions.Bucket) with
+// callerRef as the CallerReference, so a retried deploy with the same
+// reference reuses the invalidation it created before instead of paying
+// for a new one. Each distribution is sent the viewer paths its origin
+// path maps them to (none when the keys are outside it). More than
 // MaxPaths paths collapse into one wildcard. No paths: nothing is sent and
 // the ID is "".
 //
@@ -159,11 +191,20 @@ func (c *CloudFront) Invalidate(ctx context.Context, paths []string, callerRef s
 	if callerRef == "" {
 		return "", errors.New("cloudfront: empty caller reference: pass one derived from the build ID")
 	}
-	batch := c.batch(paths)
+	targets, err := c.ViewerPaths(ctx, paths)
+	if err != nil {
+		return "", err
+	}
 	ids := make([]string, len(c.dists))
 	errs := make([]error, len(c.dists))
 	var wg sync.WaitGroup
 	for i, dist := range c.dists {
+		if len(targets[i].Paths) == 0 {
+			c.log.Warn("the deployed keys are outside this distribution's origin path; nothing to invalidate there",
+				"distribution", dist, "origin_path", targets[i].OriginPath)
+			continue
+		}
+		batch := c.batch(targets[i].Paths)
 		wg.Go(func() {
 			id, err := c.invalidate(ctx, dist, batch, callerRef)
 			if err != nil {
@@ -175,6 +216,99 @@ func (c *CloudFront) Invalidate(ctx context.Context, paths []string, callerRef s
 	}
 	wg.Wait()
 	return strings.Join(slices.DeleteFunc(ids, func(s string) bool { return s == "" }), ","), errors.Join(errs...)
+}
+
+// ViewerPaths maps bucket paths to each distribution's viewer paths, in
+// distribution order, reading (once) the origin path of every
+// distribution's origin for the bucket unless OriginPath overrides it.
+func (c *CloudFront) ViewerPaths(ctx context.Context, bucketPaths []string) ([]CDNPaths, error) {
+	out := make([]CDNPaths, len(c.dists))
+	for i, dist := range c.dists {
+		op, source, err := c.originPath(ctx, dist)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = CDNPaths{CDN: "cloudfront:" + dist, OriginPath: op, Source: source, Paths: viewerPaths(op, bucketPaths)}
+	}
+	return out, nil
+}
+
+// ErrNoOrigin means a distribution has no origin for the deploy's bucket
+// that CloudFront's configuration names, so its viewer paths are unknown.
+var ErrNoOrigin = errors.New("no origin for the bucket")
+
+// originPath is the origin path of dist's origin for the bucket.
+func (c *CloudFront) originPath(ctx context.Context, dist string) (path, source string, err error) {
+	if c.hasOverride {
+		return c.override, "flag", nil
+	}
+	if c.bucket == "" {
+		return "", "default", nil
+	}
+	c.originsMu.Lock()
+	defer c.originsMu.Unlock()
+	if op, ok := c.origins[dist]; ok {
+		return op, "distribution", nil
+	}
+	out, err := c.client.GetDistributionConfig(ctx, &cloudfront.GetDistributionConfigInput{Id: aws.String(dist)})
+	if err != nil {
+		return "", "", fmt.Errorf("read CloudFront distribution %s's origins: %w (or give the origin path with --origin-path)", dist, err)
+	}
+	op, err := bucketOriginPath(out.DistributionConfig, c.bucket)
+	if err != nil {
+		return "", "", fmt.Errorf("CloudFront distribution %s: %w", dist, err)
+	}
+	c.origins[dist] = op
+	c.log.Debug("read CloudFront origin path", "distribution", dist, "bucket", c.bucket, "origin_path", op)
+	return op, "distribution", nil
+}
+
+// bucketOriginPath finds the origin of cfg that serves bucket (an S3 REST
+// or website domain, bucket.s3[.-]...amazonaws.com) and returns its cleaned
+// origin path. When several do and their origin paths differ, the one the
+// default cache behavior targets wins.
+func bucketOriginPath(cfg *types.DistributionConfig, bucket string) (string, error) {
+	var names []string
+	found := map[string]string{} // origin ID -> origin path
+	var paths []string
+	if cfg != nil && cfg.Origins != nil {
+		for _, o := range cfg.Origins.Items {
+			domain := strings.ToLower(aws.ToString(o.DomainName))
+			names = append(names, domain)
+			if !isBucketDomain(domain, bucket) {
+				continue
+			}
+			op, err := CleanOriginPath(aws.ToString(o.OriginPath))
+			if err != nil {
+				return "", err
+			}
+			found[aws.ToString(o.Id)] = op
+			paths = append(paths, op)
+		}
+	}
+	paths = slices.Compact(slices.Sorted(slices.Values(paths)))
+	switch {
+	case len(paths) == 1:
+		return paths[0], nil
+	case len(paths) == 0:
+		return "", fmt.Errorf("%w %q among its origins %q: give the origin path with --origin-path", ErrNoOrigin, bucket, names)
+	}
+	if cfg.DefaultCacheBehavior != nil {
+		if op, ok := found[aws.ToString(cfg.DefaultCacheBehavior.TargetOriginId)]; ok {
+			return op, nil
+		}
+	}
+	return "", fmt.Errorf("origins for bucket %q have different origin paths %q: give the one viewers use with --origin-path", bucket, paths)
+}
+
+// isBucketDomain reports whether an origin domain names bucket's S3 REST
+// or website endpoint.
+func isBucketDomain(domain, bucket string) bool {
+	rest, ok := strings.CutPrefix(domain, strings.ToLower(bucket)+".s3")
+	if !ok || (rest != "" && rest[0] != '.' && rest[0] != '-') {
+		return false
+	}
+	return strings.HasSuffix(rest, ".amazonaws.com") || strings.HasSuffix(rest, ".amazonaws.com.cn")
 }
 
 // batch escapes paths (sorted, distinct) and collapses them into a

@@ -96,3 +96,40 @@ func TestUncovered(t *testing.T) {
 		})
 	}
 }
+
+func TestIsBucketDomain(t *testing.T) {
+	for _, tc := range []struct {
+		domain string
+		want   bool
+	}{
+		{"site.s3.amazonaws.com", true},
+		{"site.s3.eu-west-1.amazonaws.com", true},
+		{"site.s3-eu-west-1.amazonaws.com", true},
+		{"site.s3-website-us-east-1.amazonaws.com", true},
+		{"site.s3.cn-north-1.amazonaws.com.cn", true},
+		{"site2.s3.amazonaws.com", false},
+		{"site.s3x.amazonaws.com", false},
+		{"site.example.com", false},
+		{"other.site.s3.amazonaws.com", false},
+	} {
+		if got := isBucketDomain(tc.domain, "site"); got != tc.want {
+			t.Errorf("isBucketDomain(%q, site) = %v, want %v", tc.domain, got, tc.want)
+		}
+	}
+}
+
+func TestViewerPaths(t *testing.T) {
+	in := []string{"/www", "/www/", "/www/docs/", "/www/index.html", "/wwwx/a.html"}
+	for _, tc := range []struct {
+		origin string
+		want   []string
+	}{
+		{"", in},
+		{"/www", []string{"/", "/docs/", "/index.html"}},
+		{"/other", []string{}},
+	} {
+		if got := viewerPaths(tc.origin, in); !slices.Equal(got, tc.want) {
+			t.Errorf("viewerPaths(%q) = %q, want %q", tc.origin, got, tc.want)
+		}
+	}
+}

@@ -45,6 +45,12 @@ type Options struct {
 	Wait bool
 	// DryRun plans against the real bucket and changes nothing.
 	DryRun bool
+	// Verify plans from a listing of the whole prefix instead of from the
+	// deploy records, and so finds and repairs objects deleted or
+	// overwritten behind deploy's back (Plan.Drifted). Default: plan from
+	// the records when they can vouch for the bucket, so a deploy's
+	// requests grow with what changed, not with the site.
+	Verify bool
 	// Logger receives progress detail. Default: discard.
 	Logger *slog.Logger
 	// Progress receives per-step and per-file events. Default: none.
@@ -140,7 +146,7 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	listed := make(chan listing, 1)
 	go func() {
 		// The reserved folder: the deploy records and pending invalidations.
-		rem, err := d.listRecords(lctx, d.prefix+".assetctl/", true)
+		rem, err := d.listRecords(lctx, d.prefix+".assetctl/", false)
 		listed <- listing{rem, err}
 	}()
 	m, err := manifest.Load(dir)
@@ -154,9 +160,11 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
-	p, err := d.planUnchanged(ctx, l.rem, m, headers)
-	if err != nil {
-		return nil, err
+	var p *Plan
+	if !d.opts.Verify {
+		if p, err = d.planUnchanged(ctx, l.rem, m, headers); err != nil {
+			return nil, err
+		}
 	}
 	if p != nil {
 		d.log.Debug("unchanged since the last complete deploy of this build", "elapsed", d.now().Sub(start))
@@ -164,20 +172,33 @@ func (d *Deployer) Deploy(ctx context.Context, dir string) (*Result, error) {
 		// Nothing to publish, but an earlier run may have left its
 		// invalidation unfinished: complete it now.
 		adoptPending(p, l.rem.pending, start.UTC().Format(recordTimeFormat))
+		if err := d.resolveViewers(ctx, p); err != nil {
+			return nil, err
+		}
 		err := d.invalidate(ctx, p, res, "")
 		res.Duration = d.now().Sub(start)
 		return res, err
 	}
-	rem, err := d.readRemote(ctx)
-	if err != nil {
-		return nil, err
+	var rem *remote
+	if !d.opts.Verify {
+		rem = d.remoteFromRecords(ctx, l.rem)
 	}
-	d.log.Debug("listed the prefix", "objects", len(rem.objects), "records", len(rem.records), "elapsed", d.now().Sub(start))
+	if rem == nil {
+		if rem, err = d.readRemote(ctx); err != nil {
+			return nil, err
+		}
+		d.log.Debug("listed the prefix", "objects", len(rem.objects), "records", len(rem.records), "elapsed", d.now().Sub(start))
+	} else {
+		d.log.Debug("planning from the deploy records", "records", len(rem.records), "elapsed", d.now().Sub(start))
+	}
 	p, err = d.plan(ctx, rem, planInput{m: m, src: dirSource{dir: dir}, headers: headers})
 	if err != nil {
 		return nil, err
 	}
 	d.log.Debug("planned", "heads", p.Heads, "elapsed", d.now().Sub(start))
+	if err := d.resolveViewers(ctx, p); err != nil {
+		return nil, err
+	}
 	return d.execute(ctx, p, start)
 }
 

@@ -107,7 +107,7 @@ func TestDeployIncremental(t *testing.T) {
 		if len(cdn.calls) != calls+1 {
 			t.Fatalf("got %d invalidations, want 1", len(cdn.calls)-calls)
 		}
-		if got, want := cdn.calls[calls], []string{"/docs", "/docs/", "/docs/index.html"}; !slices.Equal(got, want) {
+		if got, want := cdn.calls[calls], []string{"/site/docs", "/site/docs/", "/site/docs/index.html"}; !slices.Equal(got, want) { // bucket paths
 			t.Errorf("invalidated %v, want %v", got, want)
 		}
 		if !strings.Contains(cdn.refs[calls], m2.BuildID) {

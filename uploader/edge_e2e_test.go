@@ -74,7 +74,8 @@ func TestDeployPurgesChangedPagesAtVarnish(t *testing.T) {
 	edge := testsvc.StartVarnish(t, testsvc.VarnishOptions{Backend: strings.TrimPrefix(e.s3.Endpoint, "http://")})
 	base := edge.URL + "/" + bucket + "/site" // path-style origin, deploy prefix "site"
 	log := &purgeLog{}
-	pg, err := uploader.NewPurge(base, uploader.PurgeOptions{Client: &http.Client{Transport: log}})
+	// The base URL serves the keys under site/.
+	pg, err := uploader.NewPurge(base, uploader.PurgeOptions{Client: &http.Client{Transport: log}, OriginPath: "/site"})
 	if err != nil {
 		t.Fatalf("NewPurge: %v", err)
 	}

@@ -2,7 +2,10 @@ package uploader
 
 import "context"
 
-// Invalidator removes paths from a CDN's cache. Paths are URL paths starting with "/".
+// Invalidator removes paths from a CDN's cache. It is given bucket paths,
+// "/" + object key (prefix included, unescaped), and maps them to the paths
+// its viewers request (see ViewerMapper): CloudFront by the origin path of
+// its origin for the bucket, Purge by its OriginPath option.
 //
 // Deploy calls it only for mutable content (pages and un-hashed files) that
 // changed; hashed assets are never invalidated (ARCHITECTURE.md invariant 1).

@@ -118,7 +118,7 @@ func TestPendingInvalidationCompletedByRerun(t *testing.T) {
 	if err == nil {
 		t.Fatalf("deploy Y to an unknown distribution: got no error, want one")
 	}
-	want := res.Plan.Invalidate
+	want := uploader.BucketPaths("site", res.Plan.Invalidate) // the origin path is the bucket root
 	if len(want) == 0 {
 		t.Fatalf("deploy Y planned no invalidation, want its changed pages")
 	}

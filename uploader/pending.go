@@ -104,7 +104,7 @@ func (d *Deployer) invalidate(ctx context.Context, p *Plan, res *Result, marker 
 		return nil
 	}
 	for _, inv := range d.opts.Invalidators {
-		id, err := inv.Invalidate(ctx, p.Invalidate, p.CallerRef)
+		id, err := inv.Invalidate(ctx, BucketPaths(d.prefix, p.Invalidate), p.CallerRef)
 		if err != nil {
 			return fmt.Errorf("invalidate %d CDN paths: %w (the new pages are published and the invalidation is recorded as pending: rerun to retry it)", len(p.Invalidate), err)
 		}
@@ -132,5 +132,25 @@ func (d *Deployer) invalidate(ctx context.Context, p *Plan, res *Result, marker 
 			d.log.Warn("could not clear the pending-invalidation markers; the next deploy will invalidate their paths again", "err", err)
 		}
 	}
+	return nil
+}
+
+// resolveViewers works out the viewer paths of p's invalidation at every
+// CDN before anything is published, so a distribution whose origin cannot
+// be read fails the deploy while the site is still untouched. A dry run
+// reports the failure in the plan instead.
+func (d *Deployer) resolveViewers(ctx context.Context, p *Plan) error {
+	if len(p.Invalidate) == 0 || len(d.opts.Invalidators) == 0 {
+		return nil
+	}
+	vp, err := cdnPaths(ctx, d.opts.Invalidators, BucketPaths(d.prefix, p.Invalidate))
+	if err != nil {
+		if d.opts.DryRun {
+			p.ViewerPathsError = err.Error()
+			return nil
+		}
+		return fmt.Errorf("map changed pages to CDN viewer paths: %w (nothing was published)", err)
+	}
+	p.ViewerPaths = vp
 	return nil
 }

@@ -58,6 +58,13 @@ type Plan struct {
 	// Invalidate (step 5): the CDN paths of changed pages, and of what
 	// earlier deploys left pending.
 	Invalidate []string `json:"invalidate"`
+	// ViewerPaths are, per CDN, the paths viewers request that Invalidate
+	// reaches: the prefix's paths as object keys, less each CDN's origin
+	// path.
+	ViewerPaths []CDNPaths `json:"viewerPaths,omitempty"`
+	// ViewerPathsError says why ViewerPaths could not be worked out in a
+	// dry run (a deploy fails instead, before it publishes anything).
+	ViewerPathsError string `json:"viewerPathsError,omitempty"`
 	// CallerRef is the CloudFront caller reference of the invalidation.
 	CallerRef string `json:"callerReference,omitempty"`
 	// PendingInvalidations counts the invalidations earlier deploys left
@@ -72,6 +79,14 @@ type Plan struct {
 	// Heads counts the HEAD requests planning needed (outputs the previous
 	// record could not vouch for).
 	Heads int `json:"heads"`
+	// Listed reports a plan made from a listing of the whole prefix (with
+	// Options.Verify, or when no usable deploy record exists) rather than
+	// from the deploy records alone.
+	Listed bool `json:"listed"`
+	// Drifted are the newest record's outputs a listing found missing or
+	// changed behind deploy's back ("path (missing)", "path (changed)");
+	// the plan puts them back. Only a listing can see them.
+	Drifted []string `json:"drifted,omitempty"`
 
 	record  *Record
 	src     source
@@ -136,10 +151,15 @@ var ErrNotRollbackable = errors.New("deploy cannot be rolled back")
 
 // remote is the state of the prefix as one listing and the records saw it.
 type remote struct {
-	objects map[string]Object      // by path relative to the prefix
-	records []*Record              // readable records, oldest first
-	broken  []string               // record keys that could not be read
-	pending []*pendingInvalidation // oldest first
+	objects map[string]Object // by path relative to the prefix
+	// prunable, when the state comes from the records rather than a
+	// listing, holds every asset any record names (objects holds only
+	// those the records vouch for); planPrune looks candidates up there.
+	prunable    map[string]Object
+	fromRecords bool
+	records     []*Record              // readable records, oldest first
+	broken      []string               // record keys that could not be read
+	pending     []*pendingInvalidation // oldest first
 }
 
 func (r *remote) latest() *Record {
@@ -273,6 +293,9 @@ func (d *Deployer) plan(ctx context.Context, rem *remote, in planInput) (*Plan, 
 	prev := rem.latest()
 	if prev != nil {
 		p.PreviousBuildID = prev.BuildID
+	}
+	if p.Listed = !rem.fromRecords; p.Listed {
+		p.Drifted = drift(rem)
 	}
 	rec := &Record{Version: recordVersion, BuildID: in.m.BuildID, Time: now, Rollback: in.rollback,
 		Manifest: in.m, Objects: map[string]RecordObject{}}

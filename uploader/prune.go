@@ -62,7 +62,11 @@ func (d *Deployer) planPrune(p *Plan, rem *remote, next *Record) {
 				continue
 			}
 			seen[path] = true
-			obj, ok := rem.objects[path]
+			objs := rem.objects
+			if rem.prunable != nil {
+				objs = rem.prunable
+			}
+			obj, ok := objs[path]
 			if !ok || obj.LastModified.After(cutoff) {
 				continue
 			}

@@ -28,6 +28,12 @@ type PurgeOptions struct {
 	// other than the site's public name (Varnish purges by Host and URL).
 	// Default: the base URL's host.
 	Host string
+	// OriginPath is the object-key prefix the base URL serves: "" or "/"
+	// when the base URL serves the bucket root (a purge of bucket path
+	// "/www/index.html" goes to BASE/www/index.html), "/www" when it serves
+	// the keys under www/ (the purge goes to BASE/index.html). Default: the
+	// bucket root.
+	OriginPath string
 	// Concurrency is how many purge requests are in flight at once.
 	// Default 8.
 	Concurrency int
@@ -58,9 +64,13 @@ type Purge struct {
 	interval    time.Duration
 	client      *http.Client
 	log         *slog.Logger
+	originPath  string
 }
 
-var _ Invalidator = (*Purge)(nil)
+var (
+	_ Invalidator  = (*Purge)(nil)
+	_ ViewerMapper = (*Purge)(nil)
+)
 
 // PurgeError is an edge's refusal of a purge request (a 4xx answer, or a
 // 5xx after every retry).
@@ -83,8 +93,9 @@ func (e *PurgeError) Error() string {
 	return msg
 }
 
-// NewPurge returns an invalidator that purges base URL + path for each path
-// (base "http://127.0.0.1:6081/site" and path "/docs/" purge
+// NewPurge returns an invalidator that purges base URL + viewer path for
+// each bucket path it is given (base "http://127.0.0.1:6081/site", origin
+// path "/www" and bucket path "/www/docs/" purge
 // http://127.0.0.1:6081/site/docs/).
 func NewPurge(baseURL string, opts PurgeOptions) (*Purge, error) {
 	u, err := url.Parse(baseURL)
@@ -110,6 +121,9 @@ func NewPurge(baseURL string, opts PurgeOptions) (*Purge, error) {
 		client:      opts.Client,
 		log:         opts.Logger,
 	}
+	if p.originPath, err = CleanOriginPath(opts.OriginPath); err != nil {
+		return nil, fmt.Errorf("purge: %w", err)
+	}
 	if p.concurrency < 0 {
 		return nil, fmt.Errorf("purge: concurrency %d is negative", p.concurrency)
 	}
@@ -129,8 +143,17 @@ func (p *Purge) URL(path string) string {
 	return u.String()
 }
 
-// Invalidate purges every path (unescaped URL paths; they are escaped as a
-// browser would) with bounded concurrency, retrying 5xx answers and
+// ViewerPaths maps bucket paths to the paths purged under the base URL.
+func (p *Purge) ViewerPaths(_ context.Context, bucketPaths []string) ([]CDNPaths, error) {
+	source := "default"
+	if p.originPath != "" {
+		source = "flag"
+	}
+	return []CDNPaths{{CDN: p.base.Redacted(), OriginPath: p.originPath, Source: source, Paths: viewerPaths(p.originPath, bucketPaths)}}, nil
+}
+
+// Invalidate purges the viewer path of every bucket path (unescaped; they
+// are escaped as a browser would; paths outside OriginPath are skipped) with bounded concurrency, retrying 5xx answers and
 // connection errors with backoff. A 404 counts as purged: many purge VCLs
 // answer it for an object that was not cached. Any other 4xx fails at once
 // with a *PurgeError. Purges are synchronous, so the ID ("purge:N", N
@@ -140,6 +163,7 @@ func (p *Purge) Invalidate(ctx context.Context, paths []string, callerRef string
 	if err != nil {
 		return "", err
 	}
+	paths = viewerPaths(p.originPath, paths)
 	if len(paths) == 0 {
 		return "", nil
 	}

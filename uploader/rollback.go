@@ -61,5 +61,8 @@ func (d *Deployer) Rollback(ctx context.Context, buildID string) (*Result, error
 	if err != nil {
 		return nil, err
 	}
+	if err := d.resolveViewers(ctx, p); err != nil {
+		return nil, err
+	}
 	return d.execute(ctx, p, start)
 }

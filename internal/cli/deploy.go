@@ -27,6 +27,7 @@ type deployFlags struct {
 	distributions            []string
 	cloudfrontEndpoint       string
 	purge                    []string
+	originPath               string
 	maxInvalidationPaths     int
 	keep                     int
 	grace                    time.Duration
@@ -34,7 +35,11 @@ type deployFlags struct {
 	noPrune                  bool
 	concurrency              int
 	dryRun, jsonOut, wait    bool
+	verify                   bool
 	rollback                 string
+	preview, cleanup         string
+	force                    bool
+	baseURL, planFile        string
 }
 
 // rollbackPrevious is --rollback given without a build ID.
@@ -73,7 +78,9 @@ per glob with deploy.rules in assetctl.yaml:
   assetctl deploy dist --bucket s3://my-bucket --dry-run
   assetctl deploy dist --bucket s3://site --endpoint http://127.0.0.1:7070 --purge http://127.0.0.1:6081/site --json
   assetctl deploy --rollback --bucket s3://my-bucket/site            # back to the previous build
-  assetctl deploy --rollback 5d0c7e2a91b4f3c8 --bucket s3://my-bucket/site`,
+  assetctl deploy --rollback 5d0c7e2a91b4f3c8 --bucket s3://my-bucket/site
+  assetctl deploy dist --bucket s3://my-bucket/www --preview=pr-123 --base-url https://d111.cloudfront.net
+  assetctl deploy --cleanup pr-123 --bucket s3://my-bucket/www       # remove that preview, nothing else`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file, err := config.Load(e.configPath, ".")
@@ -93,6 +100,7 @@ per glob with deploy.rules in assetctl.yaml:
 	fl.StringArrayVar(&f.distributions, "cloudfront-distribution", nil, "CloudFront distribution ID to invalidate (repeatable)")
 	fl.StringVar(&f.cloudfrontEndpoint, "cloudfront-endpoint", "", "CloudFront API endpoint URL (for tests against moto)")
 	fl.StringArrayVar(&f.purge, "purge", nil, "edge base URL to send HTTP PURGE requests to, e.g. http://varnish:6081/site (repeatable)")
+	fl.StringVar(&f.originPath, "origin-path", "", "object-key prefix the CDN serves at its root (\"/\" = bucket root, \"/www\"); default: each CloudFront distribution's origin path for the bucket, and the bucket root for --purge URLs")
 	fl.IntVar(&f.maxInvalidationPaths, "max-invalidation-paths", 0, "collapse a CloudFront invalidation to a wildcard past this many paths (default 100)")
 	fl.IntVar(&f.keep, "keep", 3, "recent builds whose assets are never pruned")
 	fl.DurationVar(&f.grace, "grace", 24*time.Hour, "also keep the assets of every deploy live within this period")
@@ -102,8 +110,16 @@ per glob with deploy.rules in assetctl.yaml:
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan (uploads with headers, skips, deletes, invalidations) and change nothing")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the plan or result as JSON on stdout")
 	fl.BoolVar(&f.wait, "wait", false, "wait until CDN invalidations complete")
+	fl.BoolVar(&f.verify, "verify", false, "plan from a listing of the whole prefix instead of the deploy records: finds and repairs objects deleted or overwritten by hand")
 	fl.StringVar(&f.rollback, "rollback", "", "republish the pages of an earlier kept deploy: --rollback [BUILD_ID] (no ID: the previous build)")
 	fl.Lookup("rollback").NoOptDefVal = rollbackPrevious
+	fl.StringVar(&f.preview, "preview", "", "--preview=PREFIX deploys under this key prefix (relative to the bucket root) instead of the --bucket prefix; --preview alone: pr-N of the pull request in GITHUB_EVENT_PATH")
+	fl.Lookup("preview").NoOptDefVal = autoPrefix
+	fl.StringVar(&f.cleanup, "cleanup", "", "--cleanup PREFIX removes every object under this key prefix (a preview), records included, and nothing else; --cleanup alone: pr-N of the pull request")
+	fl.Lookup("cleanup").NoOptDefVal = autoPrefix
+	fl.BoolVar(&f.force, "force", false, "let --cleanup remove the production prefix (the --bucket prefix) or a prefix holding it")
+	fl.StringVar(&f.baseURL, "base-url", "", "URL where viewers reach the bucket root (e.g. https://d111.cloudfront.net); the deploy's URL is it plus the prefix's viewer path")
+	fl.StringVar(&f.planFile, "plan-file", "", "also write the plan (with --dry-run) or the result as JSON to this file")
 	return cmd
 }
 
@@ -143,6 +159,11 @@ func (f *deployFlags) validate() error {
 			return err
 		}
 	}
+	if f.baseURL != "" {
+		if err := checkURL("base-url", f.baseURL); err != nil {
+			return err
+		}
+	}
 	if f.cloudfrontEndpoint != "" {
 		if err := checkURL("cloudfront-endpoint", f.cloudfrontEndpoint); err != nil {
 			return err
@@ -151,6 +172,11 @@ func (f *deployFlags) validate() error {
 	for _, p := range f.purge {
 		if err := checkURL("purge", p); err != nil {
 			return err
+		}
+	}
+	if f.originPath != "" {
+		if _, err := uploader.CleanOriginPath(f.originPath); err != nil {
+			return fmt.Errorf("--origin-path: %w", err)
 		}
 	}
 	for _, id := range f.distributions {
@@ -174,9 +200,16 @@ func (f *deployFlags) validate() error {
 }
 
 func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderRules, args []string) error {
+	gh := readGitHubEnv(os.Getenv)
 	var outDir, rollbackID string
 	rollback := f.rollback != ""
 	switch {
+	case f.cleanup == autoPrefix && len(args) == 1 && !rollback && f.preview == "":
+		f.cleanup = args[0] // --cleanup PREFIX
+	case f.cleanup != "":
+		if rollback || f.preview != "" || len(args) > 0 {
+			return errors.New("--cleanup takes no OUT_DIR, --preview or --rollback: it removes a preview prefix")
+		}
 	case rollback && len(args) == 1 && f.rollback == rollbackPrevious:
 		rollbackID = args[0] // --rollback BUILD_ID
 	case rollback:
@@ -201,18 +234,53 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 	if err := rules.Validate(); err != nil {
 		return err
 	}
+	production := prefix
+	if f.cleanup != "" {
+		target, err := previewPrefix("cleanup", f.cleanup, gh)
+		if err != nil {
+			return err
+		}
+		if contains(target, production) && !f.force {
+			return fmt.Errorf("%w: --cleanup %q holds the production site s3://%s/%s: give the preview's prefix, or add --force", errProductionCleanup, target, bucket, production)
+		}
+		if forkWithoutCredentials(gh, os.Getenv) {
+			// A fork's run only ever planned: there is nothing to remove.
+			fmt.Fprintln(e.stderr, "::notice title=assetctl::This pull request comes from a fork, whose previews are never deployed: nothing to clean up.")
+			e.publishGitHub(gh, &report{cleanup: &uploader.CleanupResult{Bucket: bucket, Prefix: target + "/", DryRun: true, Builds: []string{}}})
+			return nil
+		}
+		return runCleanup(ctx, e, f, gh, bucket, target, production)
+	}
+	if f.preview != "" {
+		if prefix, err = previewPrefix("preview", f.preview, gh); err != nil {
+			return err
+		}
+		if contains(prefix, production) {
+			return fmt.Errorf("--preview %q: the preview prefix holds the production site s3://%s/%s: give a prefix of its own such as pr-123", f.preview, bucket, production)
+		}
+	}
+	notice := ""
+	if forkWithoutCredentials(gh, os.Getenv) && !f.dryRun {
+		notice = "This pull request comes from a fork, which gets no AWS credentials: assetctl planned against an empty bucket and deployed nothing."
+		fmt.Fprintln(e.stderr, "::notice title=assetctl::"+notice)
+		f.dryRun = true
+	}
 	urules := make([]uploader.Rule, len(rules))
 	for i, r := range rules {
 		urules[i] = uploader.Rule{Match: r.Match, CacheControl: r.CacheControl, ContentType: r.ContentType}
 	}
-	invs, err := newInvalidators(ctx, e, f)
-	if err != nil {
-		return err
-	}
-	store, err := uploader.NewS3Store(ctx, uploader.S3Options{Bucket: bucket, Endpoint: f.endpoint, Region: f.region,
-		Connections: 2 * f.concurrency})
-	if err != nil {
-		return err
+	var invs []uploader.Invalidator
+	var store uploader.Store
+	if notice != "" {
+		store = offlineStore{}
+	} else {
+		if invs, err = newInvalidators(ctx, e, f, bucket); err != nil {
+			return err
+		}
+		if store, err = uploader.NewS3Store(ctx, uploader.S3Options{Bucket: bucket, Endpoint: f.endpoint, Region: f.region,
+			Connections: 2 * f.concurrency}); err != nil {
+			return err
+		}
 	}
 	grace := f.grace
 	if grace == 0 {
@@ -221,7 +289,7 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 	prog := newDeployProgress(e.stderr, f.jsonOut || f.dryRun)
 	d, err := uploader.New(store, uploader.Options{Bucket: bucket, Prefix: prefix, Concurrency: f.concurrency,
 		Keep: f.keep, Grace: grace, MaxDeletes: f.maxDeletes, NoPrune: f.noPrune, Rules: urules,
-		Invalidators: invs, Wait: f.wait, DryRun: f.dryRun, Logger: e.log, Progress: prog})
+		Invalidators: invs, Wait: f.wait, DryRun: f.dryRun, Verify: f.verify, Logger: e.log, Progress: prog})
 	if err != nil {
 		return err
 	}
@@ -232,6 +300,8 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 		res, err = d.Deploy(ctx, outDir)
 	}
 	prog.finish()
+	rep := &report{res: res, err: err, dryRun: f.dryRun, outDir: outDir, notice: notice,
+		url: siteURL(f.baseURL, prefix, f.originPath)}
 	if res != nil {
 		if f.jsonOut {
 			if jerr := writeJSON(e.stdout, res, err); jerr != nil {
@@ -239,17 +309,90 @@ func runDeploy(ctx context.Context, e *env, f *deployFlags, rules config.HeaderR
 			}
 		} else {
 			writeSummary(e.stdout, res, f.dryRun)
-		}
-		if p := os.Getenv("GITHUB_STEP_SUMMARY"); p != "" && !f.dryRun {
-			if serr := appendStepSummary(p, res, err); serr != nil {
-				e.log.Warn("write GitHub step summary", "err", serr)
+			if rep.url != "" {
+				fmt.Fprintf(e.stdout, "  url: %s\n", rep.url)
 			}
 		}
+		if f.planFile != "" {
+			if perr := writeJSONFile(f.planFile, res); perr != nil {
+				return perr
+			}
+			rep.planFile = f.planFile
+		}
+	}
+	if res != nil || err == nil {
+		e.publishGitHub(gh, rep)
 	}
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("deploy interrupted: %w (run the same command again to complete it)", err)
 	}
 	return err
+}
+
+// runCleanup removes the preview under target.
+func runCleanup(ctx context.Context, e *env, f *deployFlags, gh githubEnv, bucket, target, production string) error {
+	store, err := uploader.NewS3Store(ctx, uploader.S3Options{Bucket: bucket, Endpoint: f.endpoint, Region: f.region,
+		Connections: 2 * f.concurrency})
+	if err != nil {
+		return err
+	}
+	if contains(production, target) && !f.force {
+		// The preview lives inside the production prefix (production at
+		// the bucket root, say): refuse if the live site has pages there.
+		prod, err := uploader.New(store, uploader.Options{Bucket: bucket, Prefix: production, Logger: e.log})
+		if err != nil {
+			return err
+		}
+		live, err := prod.LivePaths(ctx)
+		if err != nil {
+			return fmt.Errorf("check the production site before the cleanup: %w", err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(target, production), "/") + "/"
+		for _, p := range live {
+			if strings.HasPrefix(p, rel) {
+				return fmt.Errorf("%w: the live site s3://%s/%s publishes %s under --cleanup %q: give the preview's prefix, or add --force", errProductionCleanup, bucket, production, p, target)
+			}
+		}
+	}
+	d, err := uploader.New(store, uploader.Options{Bucket: bucket, Prefix: target, DryRun: f.dryRun, Logger: e.log})
+	if err != nil {
+		return err
+	}
+	res, err := d.Cleanup(ctx)
+	if res != nil {
+		if f.jsonOut {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(res); jerr != nil {
+				return jerr
+			}
+		} else {
+			verb := "removed"
+			if res.DryRun {
+				verb = "would remove"
+			}
+			fmt.Fprintf(e.stdout, "cleanup s3://%s/%s: %s %d objects (%s), %d deploy records, in %s\n",
+				res.Bucket, res.Prefix, verb, res.Deleted, humanBytes(res.Bytes), res.Records, res.Duration.Round(time.Millisecond))
+		}
+		if f.planFile != "" {
+			if perr := writeJSONFile(f.planFile, res); perr != nil {
+				return perr
+			}
+		}
+		e.publishGitHub(gh, &report{cleanup: res, err: err, dryRun: f.dryRun, planFile: f.planFile})
+	}
+	return err
+}
+
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode plan: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write --plan-file: %w", err)
+	}
+	return nil
 }
 
 func writeJSON(w io.Writer, res *uploader.Result, err error) error {

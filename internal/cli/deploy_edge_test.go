@@ -76,7 +76,8 @@ func TestDeployPurgeThroughVarnish(t *testing.T) {
 	s := edgeSite(t)
 	edge := testsvc.StartVarnish(t, testsvc.VarnishOptions{Backend: strings.TrimPrefix(s.Endpoint, "http://")})
 	base := edge.URL + "/" + testBucket + "/www"
-	flags := []string{"--bucket", "s3://" + testBucket + "/www", "--endpoint", s.Endpoint, "--purge", base}
+	// The purge base URL is where the edge serves the bucket root.
+	flags := []string{"--bucket", "s3://" + testBucket + "/www", "--endpoint", s.Endpoint, "--purge", edge.URL + "/" + testBucket}
 
 	spec := testsite.Spec{Pages: 6, Images: 3}
 	v1, m1 := writeSite(t, spec)
@@ -96,7 +97,7 @@ func TestDeployPurgeThroughVarnish(t *testing.T) {
 	v2, m2 := writeSite(t, spec)
 	purgedBefore := edge.Counter(t, "MAIN.n_obj_purged")
 	invs := deployJSON(t, append([]string{v2}, flags...)...)
-	if diff := cmp.Diff([]string{"purge:3"}, invs); diff != "" { // /, /index.html, /docs/s3/p3.html
+	if diff := cmp.Diff([]string{"purge:4"}, invs); diff != "" { // /www, /www/, /www/index.html, /www/docs/s3/p3.html
 		t.Errorf("invalidations (-want +got):\n%s", diff)
 	}
 	changed := []string{"index.html", "docs/s3/p3.html"}
@@ -135,7 +136,7 @@ func TestDeployPurgeThroughVarnish(t *testing.T) {
 func TestDeployCloudFrontPaths(t *testing.T) {
 	s := edgeSite(t)
 	m := testsvc.StartMoto(t)
-	dist := m.CreateDistribution(t)
+	dist := m.CreateDistributionFor(t, testBucket, "/cf") // viewers see the prefix at the root
 	flags := []string{"--bucket", "s3://" + testBucket + "/cf", "--endpoint", s.Endpoint,
 		"--cloudfront-distribution", dist, "--cloudfront-endpoint", m.URL, "--wait"}
 

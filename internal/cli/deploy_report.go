@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -41,10 +40,12 @@ func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
 		for _, path := range p.Invalidate {
 			fmt.Fprintf(w, "  %s\n", path)
 		}
+		writeViewerPaths(w, p, "  ")
 		section("6. prune", p.Prune)
 		if p.PruneSkipped != "" {
 			fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
 		}
+		writeDrift(w, p)
 		fmt.Fprintf(w, "unchanged: %d files (skipped)\ndry run: nothing was changed\n", p.Skipped)
 		return
 	}
@@ -63,41 +64,40 @@ func writeSummary(w io.Writer, res *uploader.Result, dryRun bool) {
 			fmt.Fprintf(w, " (%s)", strings.Join(res.Invalidations, ", "))
 		}
 		fmt.Fprintln(w)
+		writeViewerPaths(w, p, "  ")
 	}
 	if p.PruneSkipped != "" {
 		fmt.Fprintf(w, "  prune skipped: %s\n", p.PruneSkipped)
 	}
+	writeDrift(w, p)
 	if res.PruneError != "" {
 		fmt.Fprintf(w, "  prune failed (retried next deploy): %s\n", res.PruneError)
 	}
 }
 
-// appendStepSummary appends a Markdown summary to GitHub Actions' step summary file.
-func appendStepSummary(path string, res *uploader.Result, deployErr error) error {
-	p := res.Plan
-	var b strings.Builder
-	status := "✅ deployed"
-	if deployErr != nil {
-		status = "❌ failed: " + deployErr.Error()
+// writeViewerPaths says, per CDN, which viewer paths the invalidation
+// reaches and which origin path mapped them.
+func writeViewerPaths(w io.Writer, p *uploader.Plan, indent string) {
+	if p.ViewerPathsError != "" {
+		fmt.Fprintf(w, "%sviewer paths unknown: %s\n", indent, p.ViewerPathsError)
 	}
-	fmt.Fprintf(&b, "### assetctl deploy `%s` → `s3://%s/%s`\n\n%s\n\n", p.BuildID, p.Bucket, p.Prefix, status)
-	b.WriteString("| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| uploaded | %d files (%s) |\n", res.Uploaded, humanBytes(res.Bytes))
-	fmt.Fprintf(&b, "| headers updated | %d |\n| unchanged | %d |\n| deleted | %d |\n", res.HeadersSet, res.Skipped, res.Deleted)
-	fmt.Fprintf(&b, "| invalidated paths | %d |\n", len(p.Invalidate))
-	if len(res.Invalidations) > 0 {
-		fmt.Fprintf(&b, "| invalidation IDs | %s |\n", strings.Join(res.Invalidations, ", "))
+	for _, c := range p.ViewerPaths {
+		fmt.Fprintf(w, "%s%s (origin path %q, %s): %d viewer paths\n", indent, c.CDN, c.OriginPath, c.Source, len(c.Paths))
+		for _, path := range c.Paths {
+			fmt.Fprintf(w, "%s  %s\n", indent, path)
+		}
 	}
-	fmt.Fprintf(&b, "| time | %s |\n\n", res.Duration.Round(time.Millisecond))
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open step summary: %w", err)
+}
+
+// writeDrift lists what a --verify listing found deleted or changed by hand.
+func writeDrift(w io.Writer, p *uploader.Plan) {
+	if len(p.Drifted) == 0 {
+		return
 	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		return fmt.Errorf("write step summary: %w", err)
+	fmt.Fprintf(w, "  drift: %d objects differ from the last deploy record (put back):\n", len(p.Drifted))
+	for _, d := range p.Drifted {
+		fmt.Fprintf(w, "    %s\n", d)
 	}
-	return f.Close()
 }
 
 func orNone(s string) string {

@@ -151,7 +151,7 @@ func TestDeployCDN(t *testing.T) {
 		t.Fatalf("allow anonymous reads for the edge: %v", err)
 	}
 	moto := testsvc.StartMoto(t)
-	dist := moto.CreateDistribution(t)
+	dist := moto.CreateDistributionFor(t, testBucket, "/site")
 	edge := testsvc.StartVarnish(t, testsvc.VarnishOptions{Backend: strings.TrimPrefix(e.s3.Endpoint, "http://")})
 	summary := filepath.Join(t.TempDir(), "summary.md")
 	t.Setenv("GITHUB_STEP_SUMMARY", summary)
@@ -159,7 +159,7 @@ func TestDeployCDN(t *testing.T) {
 	deploy := func(dir string) map[string]any {
 		t.Helper()
 		code, stdout, stderr := run(t, "deploy", dir, "--bucket", "s3://"+testBucket+"/site", "--endpoint", e.s3.Endpoint,
-			"--cloudfront-distribution", dist, "--cloudfront-endpoint", moto.URL, "--purge", edge.URL+"/"+testBucket+"/site", "--wait", "--json")
+			"--cloudfront-distribution", dist, "--cloudfront-endpoint", moto.URL, "--purge", edge.URL+"/"+testBucket, "--wait", "--json")
 		if code != 0 {
 			t.Fatalf("deploy exit %d: %s", code, stderr)
 		}

@@ -22,6 +22,12 @@ type Deploy struct {
 	CloudFrontEndpoint string `yaml:"cloudfront-endpoint" flag:"cloudfront-endpoint"`
 	// Purge are HTTP purge base URLs (Varnish/Fastly-style edges).
 	Purge []string `yaml:"purge" flag:"purge"`
+	// OriginPath is the object-key prefix the CDNs serve at their root,
+	// overriding what is read from CloudFront.
+	OriginPath string `yaml:"origin-path" flag:"origin-path"`
+	// BaseURL is where viewers reach the bucket root; the deploy's URL is it
+	// plus the prefix's viewer path.
+	BaseURL string `yaml:"base-url" flag:"base-url"`
 	// MaxInvalidationPaths collapses an invalidation to a wildcard past this
 	// many paths.
 	MaxInvalidationPaths *int `yaml:"max-invalidation-paths" flag:"max-invalidation-paths"`

@@ -59,6 +59,14 @@ func (m *Moto) AWSConfig() aws.Config {
 // origin and returns its ID.
 func (m *Moto) CreateDistribution(t testing.TB) string {
 	t.Helper()
+	return m.CreateDistributionFor(t, "site", "")
+}
+
+// CreateDistributionFor creates a CloudFront distribution in moto whose one
+// origin is bucket's S3 REST endpoint with originPath ("" or "/www"), and
+// returns its ID.
+func (m *Moto) CreateDistributionFor(t testing.TB, bucket, originPath string) string {
+	t.Helper()
 	c := cloudfront.NewFromConfig(m.AWSConfig(), func(o *cloudfront.Options) { o.BaseEndpoint = aws.String(m.URL) })
 	ref := strconv.FormatInt(time.Now().UnixNano(), 36)
 	out, err := c.CreateDistribution(context.Background(), &cloudfront.CreateDistributionInput{
@@ -69,7 +77,8 @@ func (m *Moto) CreateDistribution(t testing.TB) string {
 			DefaultRootObject: aws.String("index.html"),
 			Origins: &cftypes.Origins{Quantity: aws.Int32(1), Items: []cftypes.Origin{{
 				Id:             aws.String("s3"),
-				DomainName:     aws.String("site.s3.amazonaws.com"),
+				DomainName:     aws.String(bucket + ".s3.amazonaws.com"),
+				OriginPath:     aws.String(originPath),
 				S3OriginConfig: &cftypes.S3OriginConfig{OriginAccessIdentity: aws.String("")},
 			}}},
 			DefaultCacheBehavior: &cftypes.DefaultCacheBehavior{
