@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -135,9 +134,5 @@ func (b *Builder) keepsName(rel string) bool {
 }
 
 func statOf(fi fs.FileInfo) statKey {
-	k := statKey{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		k.ino = st.Ino
-	}
-	return k
+	return statKey{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ino: inode(fi)}
 }
