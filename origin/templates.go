@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -171,30 +169,9 @@ func LoadTemplatesWith(dir string, a *Assets, o TemplateOptions) (*Templates, er
 			return nil, fmt.Errorf("load templates: function %q is origin's own: rename yours", name)
 		}
 	}
-	srcs := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() || !strings.HasSuffix(d.Name(), ".html") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		srcs[filepath.ToSlash(rel)] = string(b)
-		return nil
-	})
+	srcs, names, err := readTemplateDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
-	}
-	if len(srcs) == 0 {
-		return nil, fmt.Errorf("load templates: no *.html files in %s: check the templates directory", dir)
 	}
 	t := &Templates{dir: dir, files: map[string]*page{}, userFuncs: o.Funcs}
 	var tok [16]byte
@@ -203,10 +180,7 @@ func LoadTemplatesWith(dir string, a *Assets, o TemplateOptions) (*Templates, er
 	}
 	t.token = "ZQn" + hex.EncodeToString(tok[:]) // Z: rare in HTML, so the search for it is fast
 	t.tokenBytes = []byte(t.token)
-	for name := range srcs {
-		t.names = append(t.names, name)
-	}
-	sort.Strings(t.names)
+	t.names = names
 
 	// Every file alone first, so each syntax error is reported against
 	// its own file and all of them at once; and to learn which files are

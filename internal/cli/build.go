@@ -86,6 +86,9 @@ so stale files never survive and a failed build leaves it untouched.`,
 				return fmt.Errorf("build settings: %w", err)
 			}
 			opts.Logger = e.log
+			if err := addTemplateRoots(&opts, file, e.log); err != nil {
+				return err
+			}
 			b, err := bundler.New(opts)
 			if err != nil {
 				if file.Path != "" {
