@@ -86,8 +86,11 @@ so stale files never survive and a failed build leaves it untouched.`,
 				return fmt.Errorf("build settings: %w", err)
 			}
 			opts.Logger = e.log
-			if err := addTemplateRoots(&opts, file, e.log); err != nil {
-				return err
+			if file.Serve.Templates != "" {
+				// What the origin's templates name is published too (issue 10).
+				if err := addTemplateRoots(&opts, file.Serve.Templates, e.log); err != nil {
+					return err
+				}
 			}
 			b, err := bundler.New(opts)
 			if err != nil {

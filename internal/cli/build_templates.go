@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/assetctl/assetctl/bundler"
-	"github.com/assetctl/assetctl/internal/config"
 	"github.com/assetctl/assetctl/origin"
 )
 
@@ -23,25 +22,22 @@ var scriptEntryExts = map[string]bool{".js": true, ".mjs": true, ".cjs": true, "
 	".tsx": true, ".jsx": true, ".mts": true, ".cts": true}
 
 // addTemplateRoots makes the build publish what the origin's templates
-// name, so assetctl serve starts on it: with a serve: section naming a
-// templates directory, each constant entry name that is a script becomes
-// an entry point, and every other name (asset, integrity, entry of a
-// stylesheet) is published with what it references, as --include would.
+// in tplDir (relative to the site directory, or absolute) name, so
+// assetctl serve starts on it: each constant entry name that is a script
+// becomes an entry point, and every other name (asset, integrity, entry of
+// a stylesheet) is published with what it references, as --include would.
 // A name the site does not have is an error naming template:line, like a
 // page's missing asset; with --missing-assets warn it is logged instead.
 // The bundler knows nothing of templates (it does not import origin):
 // this is where the two meet.
-func addTemplateRoots(opts *bundler.Options, file *config.File, log *slog.Logger) error {
-	if file == nil || file.Serve.Templates == "" {
-		return nil
-	}
-	dir := file.Serve.Templates
+func addTemplateRoots(opts *bundler.Options, tplDir string, log *slog.Logger) error {
+	dir := tplDir
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(opts.SiteDir, dir) // as assetctl serve reads it
 	}
 	names, err := origin.ReadTemplateNames(dir)
 	if err != nil {
-		return fmt.Errorf("templates of the serve: section (%s): %w", file.Path, err)
+		return fmt.Errorf("templates (serve: templates: %s): %w", tplDir, err)
 	}
 	public := opts.PublicDir
 	if public == "" {

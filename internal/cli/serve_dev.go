@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"html"
@@ -60,6 +61,21 @@ func startDevAssets(ctx context.Context, e *env, site string, file *config.File)
 	}
 	opts.BaseURL = "" // the origin gives the asset base URL
 	opts.Logger = e.log
+	// The dev build must publish what the templates name, or the origin
+	// cannot load them on it. The --templates flag is not seen here:
+	// ASSETCTL_TEMPLATES, then serve: templates:, then the default; a
+	// directory that is not there is for the origin to report.
+	tplDir := cmp.Or(os.Getenv(config.EnvName("templates")), file.Serve.Templates, "templates")
+	abs := tplDir
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(site, abs)
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		if err := addTemplateRoots(&opts, tplDir, e.log); err != nil {
+			d.close()
+			return nil, fmt.Errorf("serve --dev: %w", err)
+		}
+	}
 	b, err := bundler.New(opts)
 	if err != nil {
 		d.close()
