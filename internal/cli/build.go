@@ -44,8 +44,10 @@ package.json; import.meta.env and VITE_* variables from .env files (--mode);
 asset, ?url, ?raw and new URL(..., import.meta.url) imports get hashed URLs.
 
 Only what the site uses is published: pages, public/ files, well-known
-names, --keep-name and --include globs, --entry points, and everything they
-reference. The summary counts the files left out; --verbose lists them.
+names, --keep-name and --include globs, --entry points, the constant names
+the serve templates pass to asset, integrity and entry (with serve: templates:
+in assetctl.yaml), and everything they reference. The summary counts the
+files left out; --verbose lists them.
 
 --prebuilt DIR imports another tool's output (vite build, ng build, next
 export, webpack, hugo) without renaming or rewriting anything: names the
