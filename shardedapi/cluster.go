@@ -37,6 +37,10 @@ type Options struct {
 	// from the catalog, so a bucket move made by another process is picked
 	// up. Default 15s; negative disables it (call Refresh yourself).
 	RefreshInterval time.Duration
+	// MoveWait bounds how long a read or write of a bucket that is being
+	// moved waits for the cutover and retries on the new owner before it
+	// returns an error wrapping ErrBucketMoved. Default 10s.
+	MoveWait time.Duration
 	// Logger receives the package's logs. Default: discard.
 	Logger *slog.Logger
 	// Registerer receives the per-shard database metrics
@@ -88,6 +92,12 @@ type Cluster struct {
 	metrics *dbMetrics
 
 	refreshMu sync.Mutex
+	// fenceRefreshMu coalesces the map refreshes of fence refusals.
+	fenceRefreshMu sync.Mutex
+	fenceRetries   atomic.Int64
+	moveWait       time.Duration
+	dsn            map[string]string // shard name → DSN, for the mover's replication connections
+	catalogDSN     string
 	stop      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -111,7 +121,11 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open shardedapi: %w", err)
 	}
-	c := &Cluster{log: opts.logger(), shards: map[string]*Shard{}, metrics: m, stop: make(chan struct{})}
+	if opts.MoveWait <= 0 {
+		opts.MoveWait = defaultMoveWait
+	}
+	c := &Cluster{log: opts.logger(), shards: map[string]*Shard{}, metrics: m, stop: make(chan struct{}),
+		moveWait: opts.MoveWait, dsn: map[string]string{}, catalogDSN: opts.CatalogDSN}
 	ok := false
 	defer func() {
 		if !ok {
@@ -130,6 +144,7 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 		c.shards[s.Name] = &Shard{name: s.Name, pool: pool, tracer: tr}
 		c.names = append(c.names, s.Name)
+		c.dsn[s.Name] = s.DSN
 	}
 	slices.Sort(c.names)
 
