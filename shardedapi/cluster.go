@@ -98,9 +98,9 @@ type Cluster struct {
 	moveWait       time.Duration
 	dsn            map[string]string // shard name → DSN, for the mover's replication connections
 	catalogDSN     string
-	stop      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	stop           chan struct{}
+	closeOnce      sync.Once
+	wg             sync.WaitGroup
 }
 
 // Open connects to the catalog, loads the bucket map, and checks that the

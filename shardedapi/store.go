@@ -144,9 +144,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := s.c.Claim(ctx, emailNamespace, email, u.ID, s.holdsEmail); err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
-	var wrote *Shard
 	err = s.c.BucketTx(ctx, loc.Bucket, func(ctx context.Context, tx pgx.Tx, sh *Shard) error {
-		wrote = sh
 		// ON CONFLICT: a retry after a commit whose acknowledgement was
 		// lost must not fail on its own row.
 		err := tx.QueryRow(ctx, `INSERT INTO users (id, region, email, name) VALUES ($1, $2, $3, $4)
@@ -155,9 +153,6 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		return sh.Err(ctx, "create user", err)
 	})
 	if err != nil {
-		if wrote != nil {
-			sh = wrote
-		}
 		// The insert may have failed: free the email (if it did commit, a
 		// later claim verifies the row and keeps the email taken).
 		if rerr := s.c.ReleaseClaim(context.WithoutCancel(ctx), emailNamespace, email, u.ID); rerr != nil {
