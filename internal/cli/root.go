@@ -89,6 +89,7 @@ config file (assetctl.yaml at the site root, or --config).`,
 		newDeployCmd(e),
 		newBuildCmd(e),
 		newDevCmd(e),
+		newShardsCmd(e),
 	)
 	return root
 }
