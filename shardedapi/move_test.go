@@ -23,7 +23,7 @@ type moveCluster struct {
 	pg   *testsvc.Postgres
 }
 
-func newMoveCluster(t *testing.T, shards int, layout Layout) *moveCluster {
+func newMoveCluster(t testing.TB, shards int, layout Layout) *moveCluster {
 	t.Helper()
 	ctx := context.Background()
 	pg := testsvc.StartPostgresWith(t, testsvc.PostgresOptions{Logical: true})
@@ -47,7 +47,7 @@ func newMoveCluster(t *testing.T, shards int, layout Layout) *moveCluster {
 
 // open opens another process's view of the dataset (refresh off: its map
 // goes stale unless a fence refusal refreshes it).
-func (mc *moveCluster) open(t *testing.T) *Cluster {
+func (mc *moveCluster) open(t testing.TB) *Cluster {
 	t.Helper()
 	c, err := Open(context.Background(), mc.opts)
 	if err != nil {
@@ -58,7 +58,7 @@ func (mc *moveCluster) open(t *testing.T) *Cluster {
 }
 
 // otherShard is a shard that does not own bucket.
-func (mc *moveCluster) otherShard(t *testing.T, bucket int) string {
+func (mc *moveCluster) otherShard(t testing.TB, bucket int) string {
 	t.Helper()
 	sh, _ := mc.c.ShardOfBucket(bucket)
 	for _, s := range mc.c.Shards() {
