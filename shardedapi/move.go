@@ -85,7 +85,8 @@ type MoveOptions struct {
 	// Grace is how long the source keeps its copy of the rows after
 	// cutover before they are deleted: longer than any process's map
 	// refresh (Options.RefreshInterval). Default 1m; negative deletes at
-	// once.
+	// once (also when resuming a move whose cutover recorded a longer
+	// one).
 	Grace time.Duration
 	// Lease is how long the move's lease lasts without renewal; a mover
 	// killed mid-move blocks a rerun for at most this long. Default 15s.
@@ -715,6 +716,16 @@ func (mv *mover) cutover(ctx context.Context) error {
 		}
 		var lastErr error
 		for attempt := range 3 {
+			// Drain the backlog that built up during verification before
+			// taking the fence, so writers wait only for the last few
+			// transactions.
+			token, err := mv.emitMarker(ctx, mv.src.pool)
+			if err != nil {
+				return err
+			}
+			if err := mv.stream.waitFor(ctx, token, 0); err != nil {
+				return err
+			}
 			lastErr = mv.fencedSwitch(ctx, mismatched)
 			if lastErr == nil || !errors.Is(lastErr, errCutoverTimeout) {
 				break
@@ -888,6 +899,9 @@ func (mv *mover) cleanup(ctx context.Context) error {
 		return fmt.Errorf("read cleanup time: %w", err)
 	}
 	wait = time.Duration(secs * float64(time.Second))
+	if mv.opts.Grace < 0 {
+		wait = 0 // the operator's override of a recorded grace period
+	}
 	if wait > 0 {
 		mv.emit(fmt.Sprintf("grace period: deleting the source's rows in %s", wait.Round(time.Second)))
 		select {
