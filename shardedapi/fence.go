@@ -125,7 +125,7 @@ func (c *Cluster) onBucket(ctx context.Context, bucket int, op func(ctx context.
 				return fmt.Errorf("bucket %d: %w", bucket, ctx.Err())
 			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 100*time.Millisecond)
+			backoff = min(backoff*2, 20*time.Millisecond)
 		}
 	}
 }

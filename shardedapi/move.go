@@ -744,10 +744,6 @@ func (mv *mover) cutover(ctx context.Context) error {
 	if _, err := mv.dst.pool.Exec(ctx, `DELETE FROM shardedapi_bucket_owner WHERE bucket = $1`, mv.m.Bucket); err != nil {
 		return mv.dst.Err(ctx, "mark target owner", err)
 	}
-	if mv.stream != nil {
-		mv.stream.stop()
-		mv.stream = nil
-	}
 	err = pgx.BeginTxFunc(ctx, mv.c.catalog, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		t, err := mv.c.loadTable(ctx, tx)
 		if err != nil {
@@ -770,6 +766,12 @@ func (mv *mover) cutover(ctx context.Context) error {
 		return fmt.Errorf("publish the new owner: %w", err)
 	}
 	mv.m.State = MoveCleanup
+	// Writers wait from the source's commit until here: stop the stream
+	// only now, off that path.
+	if mv.stream != nil {
+		mv.stream.stop()
+		mv.stream = nil
+	}
 	if err := mv.c.Refresh(ctx); err != nil {
 		return err
 	}
@@ -802,6 +804,7 @@ func (mv *mover) fencedSwitch(ctx context.Context, mismatched []int) error {
 	if err := mv.stream.waitFor(ctx, token, mv.opts.CutoverWait); err != nil {
 		return err
 	}
+	drained := time.Since(start)
 	if left, err := verifyBucket(ctx, mv.src, mv.dst, b, mismatched, true); err != nil {
 		return err
 	} else if len(left) > 0 {
@@ -819,7 +822,8 @@ func (mv *mover) fencedSwitch(ctx context.Context, mismatched []int) error {
 	}
 	pause := time.Since(start)
 	if mv.opts.Progress != nil {
-		mv.opts.Progress(MoveEvent{MoveID: mv.m.ID, Bucket: b, State: MoveCutover, Rows: mv.m.RowsCopied, Pause: pause, Msg: "source fenced and marked moved"})
+		mv.opts.Progress(MoveEvent{MoveID: mv.m.ID, Bucket: b, State: MoveCutover, Rows: mv.m.RowsCopied, Pause: pause,
+			Msg: fmt.Sprintf("source fenced and marked moved (last changes applied in %s, %d chunk(s) re-verified)", drained.Round(time.Millisecond), len(mismatched))})
 	}
 	return nil
 }
