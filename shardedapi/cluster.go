@@ -37,6 +37,11 @@ type Options struct {
 	// from the catalog, so a bucket move made by another process is picked
 	// up. Default 15s; negative disables it (call Refresh yourself).
 	RefreshInterval time.Duration
+	// TrafficFlushInterval is how often this process adds its per-bucket
+	// read and write counts to the catalog's totals, shared by every
+	// process (Cluster.Traffic, `assetctl shards status`). Default 10s;
+	// negative disables it (call FlushTraffic yourself).
+	TrafficFlushInterval time.Duration
 	// MoveWait bounds how long a read or write of a bucket that is being
 	// moved waits for the cutover and retries on the new owner before it
 	// returns an error wrapping ErrBucketMoved. Default 10s.
@@ -95,6 +100,8 @@ type Cluster struct {
 	// fenceRefreshMu coalesces the map refreshes of fence refusals.
 	fenceRefreshMu sync.Mutex
 	fenceRetries   atomic.Int64
+	flushMu        sync.Mutex
+	flushed        [][2]int64 // per bucket: reads, writes already flushed
 	moveWait       time.Duration
 	dsn            map[string]string // shard name → DSN, for the mover's replication connections
 	catalogDSN     string
@@ -158,11 +165,19 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("open shardedapi: %w", err)
 	}
 	c.stats = newBucketStats(c.table.Load().buckets)
+	c.flushed = make([][2]int64, c.table.Load().buckets)
 	if opts.RefreshInterval > 0 {
 		// The loop outlives Open's ctx (keeping its values, not its
 		// deadline) and ends at Close.
 		bg := context.WithoutCancel(ctx)
 		c.wg.Go(func() { c.refreshLoop(bg, opts.RefreshInterval) })
+	}
+	if opts.TrafficFlushInterval == 0 {
+		opts.TrafficFlushInterval = defaultTrafficFlush
+	}
+	if opts.TrafficFlushInterval > 0 {
+		bg := context.WithoutCancel(ctx)
+		c.wg.Go(func() { c.trafficLoop(bg, opts.TrafficFlushInterval) })
 	}
 	ok = true
 	return c, nil

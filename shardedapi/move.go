@@ -813,6 +813,15 @@ func (mv *mover) fencedSwitch(ctx context.Context, mismatched []int) error {
 	if err := mv.atHook("fenced"); err != nil {
 		return err
 	}
+	// The point of no return belongs to the lease holder only: a mover
+	// that stalled past its lease must not cut over under another one.
+	var held bool
+	if err := mv.c.catalog.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM moves WHERE id = $1 AND lease_owner = $2 AND lease_until > now())`, mv.m.ID, mv.me).Scan(&held); err != nil {
+		return fmt.Errorf("check lease of move %d: %w", mv.m.ID, err)
+	}
+	if !held {
+		return fmt.Errorf("%w: the lease of move %d expired before cutover", ErrMoveLeased, mv.m.ID)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO shardedapi_bucket_owner (bucket, state, move_id) VALUES ($1, 'moved', $2)
 		ON CONFLICT (bucket) DO UPDATE SET state = 'moved', move_id = $2, updated_at = now()`, b, mv.m.ID); err != nil {
 		return mv.src.Err(ctx, "mark source moved", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,12 +91,25 @@ type shardStatus struct {
 	Rows    int64  `json:"rows"`
 	Bytes   int64  `json:"bytes"`
 	Stray   int64  `json:"stray_rows"`
+	Reads   int64  `json:"reads"`
+	Writes  int64  `json:"writes"`
 }
 
 type bucketStatus struct {
 	Bucket int    `json:"bucket"`
 	Shard  string `json:"shard"`
 	Rows   int64  `json:"rows"`
+	Reads  int64  `json:"reads"`
+	Writes int64  `json:"writes"`
+}
+
+// load is what the hotspot ranking and the heat map sort by: traffic when
+// any was counted, else rows.
+func (b bucketStatus) load(byTraffic bool) int64 {
+	if byTraffic {
+		return b.Reads + b.Writes
+	}
+	return b.Rows
 }
 
 type moveStatus struct {
@@ -113,18 +127,21 @@ type statusReport struct {
 	MapVersion int64          `json:"map_version"`
 	Shards     []shardStatus  `json:"shards"`
 	Hottest    []bucketStatus `json:"hottest_buckets"`
-	Skew       float64        `json:"skew"` // largest shard's rows / mean
+	Buckets    []bucketStatus `json:"-"` // every bucket, for the heat map
+	ByTraffic  bool           `json:"by_traffic"`
+	Skew       float64        `json:"skew"` // largest shard's load / mean
 	Moves      []moveStatus   `json:"moves"`
 	Partial    bool           `json:"partial"`
 }
 
 func newShardsStatusCmd(e *env) *cobra.Command {
 	var f shardsFlags
-	var asJSON bool
+	var asJSON, heat bool
+	var htmlPath string
 	cmd := &cobra.Command{
 		Use:     "status",
 		Short:   "Show the bucket map, rows and bytes per shard, the largest buckets and moves in progress",
-		Example: "  assetctl shards status --json",
+		Example: "  assetctl shards status --json\n  assetctl shards status --html shards.html",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -137,29 +154,50 @@ func newShardsStatusCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st := statusReport{MapVersion: rep.MapVersion, Partial: rep.Partial}
-			var total int64
+			traffic, err := c.Traffic(ctx)
+			if err != nil {
+				return err
+			}
+			st := statusReport{MapVersion: rep.MapVersion, Partial: rep.Partial, ByTraffic: len(traffic) > 0}
+			byBucket := map[int]shardedapi.BucketTraffic{}
+			for _, t := range traffic {
+				byBucket[t.Bucket] = t
+			}
+			shardIdx := map[string]int{}
 			for _, s := range rep.Shards {
 				ss := shardStatus{Shard: s.Shard, Region: s.Region, Buckets: s.Buckets, Rows: s.Rows, Stray: s.Stray}
 				if sh := c.Shard(s.Shard); sh != nil {
 					_ = sh.Pool().QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c WHERE c.relname IN ('users', 'documents') AND c.relkind = 'r'`).Scan(&ss.Bytes)
 				}
-				total += s.Rows
+				shardIdx[s.Shard] = len(st.Shards)
 				st.Shards = append(st.Shards, ss)
 			}
-			if len(st.Shards) > 0 && total > 0 {
-				mean := float64(total) / float64(len(st.Shards))
-				var most int64
-				for _, s := range st.Shards {
-					most = max(most, s.Rows)
+			for _, b := range rep.Buckets {
+				t := byBucket[b.Bucket]
+				bs := bucketStatus{Bucket: b.Bucket, Shard: b.Shard, Rows: b.Rows, Reads: t.Reads, Writes: t.Writes}
+				st.Buckets = append(st.Buckets, bs)
+				if i, ok := shardIdx[b.Shard]; ok {
+					st.Shards[i].Reads += t.Reads
+					st.Shards[i].Writes += t.Writes
 				}
-				st.Skew = float64(most) / mean
 			}
-			buckets := slices.Clone(rep.Buckets)
-			slices.SortFunc(buckets, func(a, b shardedapi.BucketLoad) int { return int(b.Rows - a.Rows) })
+			var total, most int64
+			for _, s := range st.Shards {
+				l := s.Rows
+				if st.ByTraffic {
+					l = s.Reads + s.Writes
+				}
+				total += l
+				most = max(most, l)
+			}
+			if len(st.Shards) > 0 && total > 0 {
+				st.Skew = float64(most) / (float64(total) / float64(len(st.Shards)))
+			}
+			buckets := slices.Clone(st.Buckets)
+			slices.SortStableFunc(buckets, func(a, b bucketStatus) int { return int(b.load(st.ByTraffic) - a.load(st.ByTraffic)) })
 			for _, b := range buckets[:min(10, len(buckets))] {
-				if b.Rows > 0 {
-					st.Hottest = append(st.Hottest, bucketStatus{Bucket: b.Bucket, Shard: b.Shard, Rows: b.Rows})
+				if b.load(st.ByTraffic) > 0 {
+					st.Hottest = append(st.Hottest, b)
 				}
 			}
 			moves, err := c.Moves(ctx, 20)
@@ -169,20 +207,30 @@ func newShardsStatusCmd(e *env) *cobra.Command {
 			for _, m := range moves {
 				st.Moves = append(st.Moves, moveStatus{ID: m.ID, Bucket: m.Bucket, From: m.Source, To: m.Target, State: m.State, Rows: m.RowsCopied, Lease: m.LeaseOwner, Error: m.Error})
 			}
+			if htmlPath != "" {
+				if err := os.WriteFile(htmlPath, []byte(statusHTML(st)), 0o644); err != nil {
+					return fmt.Errorf("write --html: %w", err)
+				}
+				fmt.Fprintf(e.stderr, "wrote %s\n", htmlPath)
+			}
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "map version %d, skew %.2f (largest shard's rows / mean)\n\n", st.MapVersion, st.Skew)
-			fmt.Fprintln(w, "SHARD\tREGION\tBUCKETS\tROWS\tBYTES\tSTRAY")
-			for _, s := range st.Shards {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\n", s.Shard, s.Region, s.Buckets, s.Rows, s.Bytes, s.Stray)
+			what := "rows"
+			if st.ByTraffic {
+				what = "reads+writes, all processes"
 			}
-			fmt.Fprintln(w, "\nLARGEST BUCKETS\tSHARD\tROWS")
+			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "map version %d, skew %.2f (largest shard's %s / mean)\n\n", st.MapVersion, st.Skew, what)
+			fmt.Fprintln(w, "SHARD\tREGION\tBUCKETS\tROWS\tBYTES\tSTRAY\tREADS\tWRITES")
+			for _, s := range st.Shards {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Shard, s.Region, s.Buckets, s.Rows, s.Bytes, s.Stray, s.Reads, s.Writes)
+			}
+			fmt.Fprintf(w, "\nHOTTEST BUCKETS (%s)\tSHARD\tROWS\tREADS\tWRITES\n", what)
 			for _, b := range st.Hottest {
-				fmt.Fprintf(w, "%d\t%s\t%d\n", b.Bucket, b.Shard, b.Rows)
+				fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%d\n", b.Bucket, b.Shard, b.Rows, b.Reads, b.Writes)
 			}
 			fmt.Fprintln(w, "\nMOVE\tBUCKET\tFROM\tTO\tSTATE\tROWS COPIED\tERROR")
 			for _, m := range st.Moves {
@@ -191,11 +239,19 @@ func newShardsStatusCmd(e *env) *cobra.Command {
 			if st.Partial {
 				fmt.Fprintln(w, "\n(partial: some shards did not answer)")
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if heat || isTerminal(e.stdout) {
+				fmt.Fprintf(e.stdout, "\nheat map of %d buckets by %s (one character per bucket, 64 per line; ' ' none … '@' hottest):\n%s", len(st.Buckets), what, heatMap(st))
+			}
+			return nil
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVar(&heat, "heatmap", false, "print the bucket heat map even when stdout is not a terminal")
+	cmd.Flags().StringVar(&htmlPath, "html", "", "also write the report as a self-contained HTML page to this file")
 	return cmd
 }
 

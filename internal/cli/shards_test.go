@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -82,8 +83,16 @@ func TestShardsCommands(t *testing.T) {
 	if !strings.Contains(plan, "2 move(s)") {
 		t.Errorf("drain --plan: got\n%s\nwant the 2 buckets of s2", plan)
 	}
-	text, _ := run(append([]string{"shards", "status"}, dataset...)...)
-	if !strings.Contains(text, "map version 3") {
+	if !st.ByTraffic || len(st.Hottest) == 0 || st.Hottest[0].Writes == 0 {
+		t.Errorf("status: by traffic %v, hottest %+v; want the 5 creates flushed by the seeding process", st.ByTraffic, st.Hottest)
+	}
+	page := t.TempDir() + "/status.html"
+	text, _ := run(append([]string{"shards", "status", "--heatmap", "--html", page}, dataset...)...)
+	if !strings.Contains(text, "map version 3") || !strings.Contains(text, "heat map of 16 buckets") {
 		t.Errorf("status: got\n%s", text)
+	}
+	html, err := os.ReadFile(page)
+	if err != nil || !strings.Contains(string(html), `class="grid"`) || strings.Count(string(html), "title=\"bucket ") != 16 {
+		t.Errorf("status --html: %v, want a page with a grid of 16 buckets", err)
 	}
 }
