@@ -118,8 +118,9 @@ type movedTable struct {
 // movedTables are the tables MoveBucket moves. users' bucket is generated
 // from the id (and not published by PG15), so it is filtered by the id.
 var movedTables = []movedTable{
-	{name: "users", cols: "id, region, email, name, created_at, updated_at", key: "id", filter: "((id >> 10) & 4095) = %d"},
+	{name: "users", cols: "id, region, email, name, created_at, updated_at, balance", key: "id", filter: "((id >> 10) & 4095) = %d"},
 	{name: "documents", cols: "collection, id, bucket, body, rev, created_at, updated_at", key: "collection, id", filter: "bucket = %d"},
+	{name: "shardedapi_saga_barrier", cols: "saga_id, step, op, bucket, created_at", key: "saga_id, step, op", filter: "bucket = %d"},
 }
 
 // Move is a row of the catalog's moves table.
