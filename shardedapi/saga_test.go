@@ -183,3 +183,91 @@ func TestSagaBarrierBlocksLateAction(t *testing.T) {
 		t.Errorf("an action run twice: balance %d, want 90 (debited once)", got)
 	}
 }
+
+// TestSagaTransfersDuringBucketMoves: transfers between users of two
+// buckets run while both buckets move back and forth; no transfer fails
+// for the move, the total never changes once all finished, and the
+// barrier rows moved with their buckets.
+func TestSagaTransfersDuringBucketMoves(t *testing.T) {
+	t.Parallel()
+	mc := newMoveCluster(t, 2, Layout{})
+	ctx := context.Background()
+	const b1, b2 = 50, 51
+	pc := mc.open(t)
+	store := NewStore(pc, StoreOptions{})
+	var ids []ID
+	for _, b := range []int{b1, b2} {
+		for _, e := range emailsInBucket(pc, b, 3, fmt.Sprintf("bank%d-", b)) {
+			u, err := store.CreateUser(ctx, NewUser{Email: e})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pc.BucketTx(ctx, b, func(ctx context.Context, tx pgx.Tx, _ *Shard) error {
+				_, err := tx.Exec(ctx, `UPDATE users SET balance = 100 WHERE id = $1`, int64(u.ID))
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, u.ID)
+		}
+	}
+	r := NewSagaRunner(pc, sagaKinds(), SagaOptions{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var unexpected []error
+	done := 0
+	for g := range 3 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from, to := ids[(g+i)%len(ids)], ids[(g+i+3)%len(ids)] // always across the two buckets
+				err := r.TransferCredit(ctx, from, to, int64(1+i%5))
+				mu.Lock()
+				if err != nil && !errors.Is(err, ErrInsufficientCredit) {
+					unexpected = append(unexpected, err)
+				} else if err == nil {
+					done++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for round := range 2 {
+		for _, b := range []int{b1, b2} {
+			if _, err := mc.c.MoveBucket(ctx, b, mc.otherShard(t, b), MoveOptions{Grace: -1}); err != nil {
+				t.Fatalf("round %d, move bucket %d: %v", round, b, err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for _, err := range unexpected {
+		t.Errorf("transfer during moves: %v", err)
+	}
+	var sum int64
+	barriers := 0
+	for _, s := range mc.c.Shards() {
+		var n int64
+		var nb int
+		if err := s.Pool().QueryRow(ctx, `SELECT coalesce(sum(balance), 0)::bigint FROM users`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM shardedapi_saga_barrier`).Scan(&nb); err != nil {
+			t.Fatal(err)
+		}
+		sum += n
+		barriers += nb
+	}
+	if sum != 600 {
+		t.Errorf("total balance after %d transfers during 4 moves: got %d, want 600", done, sum)
+	}
+	if barriers < 2*done {
+		t.Errorf("barrier rows: got %d, want at least 2 per completed transfer (%d)", barriers, 2*done)
+	}
+	t.Logf("%d transfers completed during 4 bucket moves", done)
+}
