@@ -8,7 +8,7 @@ VERSITYGW_VERSION   ?= v1.8.0
 BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard
+.PHONY: all build demo test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard bench-reshard
 
 all: build
 
@@ -55,7 +55,7 @@ tools-apt:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-bench: build bench-build bench-cache bench-dev bench-shard
+bench: build bench-build bench-cache bench-dev bench-shard bench-reshard
 	@echo "see BENCHMARKS.md for what each benchmark measures"
 
 ## bench-dev: assetctl dev in headless Chromium on examples/site: median time from a file
@@ -115,3 +115,9 @@ fuzz-shard:
 
 clean:
 	rm -rf bin dist
+
+## bench-reshard: online bucket moves on a private wal_level=logical cluster: one bucket of
+## 200k rows copied by the mover vs a bare COPY pipe, and the cutover pause at ~500 writes/s.
+bench-reshard:
+	$(GO) test -run '^$$' -bench 'BenchmarkMoveCopy' -benchtime 3x ./shardedapi
+	$(GO) test -run '^$$' -bench 'BenchmarkMoveCutoverPause' -benchtime 40x ./shardedapi
