@@ -301,9 +301,10 @@ func (c *Cluster) AddShard(ctx context.Context, name, region string) error {
 // MoveBuckets writes a new version of the bucket map in which each bucket
 // in moves belongs to the given shard, and switches this process to it
 // (other processes follow within Options.RefreshInterval). It refuses a
-// move to an unknown shard or across regions (data residency). Copying the
-// buckets' rows to their new shard beforehand is the caller's job: the map
-// is the switch, not the mover. It returns the new map version.
+// move to an unknown shard or across regions (data residency). It only
+// switches the map and copies no rows: for a bucket that has rows, use
+// MoveBucket, which copies them online and fences the old owner. It
+// returns the new map version.
 func (c *Cluster) MoveBuckets(ctx context.Context, moves map[int]string, note string) (int64, error) {
 	var version int64
 	err := pgx.BeginTxFunc(ctx, c.catalog, pgx.TxOptions{}, func(tx pgx.Tx) error {

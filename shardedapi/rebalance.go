@@ -10,7 +10,7 @@ import (
 // buckets evenly (within one) over the region's shards in the catalog — for
 // example after AddShard. It moves buckets only off shards above their
 // share and only onto shards below it, so most buckets stay where they are.
-// Pass the plan to MoveBuckets after copying the moved buckets' rows.
+// Make the moves with MoveBucket (`assetctl shards rebalance`).
 func (c *Cluster) PlanRebalance(ctx context.Context) (map[int]string, error) {
 	rows, err := c.catalog.Query(ctx, `SELECT name, region FROM shards ORDER BY name`)
 	if err != nil {
