@@ -121,3 +121,4 @@ clean:
 bench-reshard:
 	$(GO) test -run '^$$' -bench 'BenchmarkMoveCopy' -benchtime 3x ./shardedapi
 	$(GO) test -run '^$$' -bench 'BenchmarkMoveCutoverPause' -benchtime 40x ./shardedapi
+	$(GO) test -run '^$$' -bench 'BenchmarkMoveCatchUp' -benchtime 3x ./shardedapi

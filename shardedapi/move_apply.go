@@ -199,24 +199,37 @@ func (a *applier) sendStatus(ctx context.Context) error {
 func (a *applier) apply(ctx context.Context, rels map[uint32]*relation, changes []pglogrepl.Message, end pglogrepl.LSN) error {
 	dst := a.mv.dst
 	err := pgx.BeginTxFunc(ctx, dst.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		pc := tx.Conn().PgConn()
+		// Every change of the transaction goes in one pipelined batch:
+		// one round trip per source transaction, not per row.
+		batch := &pgconn.Batch{}
+		add := func(st stmt, err error) error {
+			if err == nil {
+				batch.ExecParams(st.sql, st.vals, st.oids, nil, nil)
+			}
+			return err
+		}
 		for _, ch := range changes {
 			var err error
 			switch m := ch.(type) {
 			case *pglogrepl.InsertMessage:
-				err = upsert(ctx, pc, rels[m.RelationID], m.Tuple)
+				err = add(upsert(rels[m.RelationID], m.Tuple))
 			case *pglogrepl.UpdateMessage:
 				r := rels[m.RelationID]
 				if m.OldTuple != nil {
-					if err = deleteKey(ctx, pc, r, m.OldTuple); err != nil {
+					if err = add(deleteKey(r, m.OldTuple)); err != nil {
 						break
 					}
 				}
-				err = upsert(ctx, pc, r, m.NewTuple)
+				err = add(upsert(r, m.NewTuple))
 			case *pglogrepl.DeleteMessage:
-				err = deleteKey(ctx, pc, rels[m.RelationID], m.OldTuple)
+				err = add(deleteKey(rels[m.RelationID], m.OldTuple))
 			}
 			if err != nil {
+				return err
+			}
+		}
+		if len(changes) > 0 {
+			if _, err := tx.Conn().PgConn().ExecBatch(ctx, batch).ReadAll(); err != nil {
 				return err
 			}
 		}
@@ -238,9 +251,9 @@ func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
 // upsert inserts or overwrites a row from a new tuple. Unchanged TOAST
 // columns ('u') are not sent; such a row exists already, so it is
 // updated without them.
-func upsert(ctx context.Context, pc *pgconn.PgConn, r *relation, t *pglogrepl.TupleData) error {
+func upsert(r *relation, t *pglogrepl.TupleData) (stmt, error) {
 	if r == nil || t == nil {
-		return errors.New("change for an unknown relation")
+		return stmt{}, errors.New("change for an unknown relation")
 	}
 	var cols, sets []string
 	var vals [][]byte
@@ -289,7 +302,14 @@ func upsert(ctx context.Context, pc *pgconn.PgConn, r *relation, t *pglogrepl.Tu
 			sql += `UPDATE SET ` + strings.Join(sets, ", ")
 		}
 	}
-	return pc.ExecParams(ctx, sql, vals, oids, nil, nil).Read().Err
+	return stmt{sql, vals, oids}, nil
+}
+
+// stmt is one statement of an applied transaction.
+type stmt struct {
+	sql  string
+	vals [][]byte
+	oids []uint32
 }
 
 func colIndex(r *relation, quoted string) int {
@@ -302,9 +322,9 @@ func colIndex(r *relation, quoted string) int {
 }
 
 // deleteKey deletes the row named by a key (or full old) tuple.
-func deleteKey(ctx context.Context, pc *pgconn.PgConn, r *relation, t *pglogrepl.TupleData) error {
+func deleteKey(r *relation, t *pglogrepl.TupleData) (stmt, error) {
 	if r == nil || t == nil {
-		return errors.New("delete for an unknown relation or without a key")
+		return stmt{}, errors.New("delete for an unknown relation or without a key")
 	}
 	var where []string
 	var vals [][]byte
@@ -315,9 +335,9 @@ func deleteKey(ctx context.Context, pc *pgconn.PgConn, r *relation, t *pglogrepl
 		oids = append(oids, r.oids[k])
 	}
 	if len(where) == 0 {
-		return fmt.Errorf("table %s has no replica identity key", r.name)
+		return stmt{}, fmt.Errorf("table %s has no replica identity key", r.name)
 	}
-	return pc.ExecParams(ctx, `DELETE FROM `+quoteIdent(r.name)+` WHERE `+strings.Join(where, " AND "), vals, oids, nil, nil).Read().Err
+	return stmt{`DELETE FROM ` + quoteIdent(r.name) + ` WHERE ` + strings.Join(where, " AND "), vals, oids}, nil
 }
 
 // verifyChunks is the number of hash chunks per table.
