@@ -398,10 +398,12 @@ func newShardsMoveCmd(e *env) *cobra.Command {
 func newShardsRebalanceCmd(e *env) *cobra.Command {
 	var f shardsFlags
 	var plan bool
+	var by string
 	cmd := &cobra.Command{
-		Use:   "rebalance [--plan]",
+		Use:   "rebalance [--plan] [--by buckets|rows|traffic]",
 		Short: "Spread each region's buckets evenly over its shards with the fewest moves",
 		Example: `  assetctl shards rebalance --plan
+  assetctl shards rebalance --by rows --plan
   assetctl shards rebalance`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -411,7 +413,36 @@ func newShardsRebalanceCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			moves, err := c.PlanRebalance(ctx)
+			var moves map[int]string
+			switch by {
+			case "buckets":
+				moves, err = c.PlanRebalance(ctx)
+			case "rows":
+				rep, herr := c.Hotspots(ctx, shardedapi.HotspotOptions{})
+				if herr != nil {
+					return herr
+				}
+				if rep.Partial {
+					return errors.New("rebalance --by rows: some shards did not answer; their rows are unknown")
+				}
+				rows := map[int]int64{}
+				for _, b := range rep.Buckets {
+					rows[b.Bucket] = b.Rows
+				}
+				moves, err = c.PlanRebalanceByLoad(ctx, func(b int) int64 { return rows[b] }, 0)
+			case "traffic":
+				traffic, terr := c.Traffic(ctx)
+				if terr != nil {
+					return terr
+				}
+				load := map[int]int64{}
+				for _, t := range traffic {
+					load[t.Bucket] = t.Reads + t.Writes
+				}
+				moves, err = c.PlanRebalanceByLoad(ctx, func(b int) int64 { return load[b] }, 0)
+			default:
+				return fmt.Errorf("--by %q: want buckets, rows or traffic", by)
+			}
 			if err != nil {
 				return err
 			}
@@ -424,6 +455,7 @@ func newShardsRebalanceCmd(e *env) *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&plan, "plan", false, "print the moves without making them")
+	cmd.Flags().StringVar(&by, "by", "buckets", "what to even out: buckets (count), rows, or traffic (reads+writes of all processes)")
 	return cmd
 }
 

@@ -79,6 +79,9 @@ func TestShardsCommands(t *testing.T) {
 	if rows != 5 {
 		t.Errorf("status: %d rows in all, want the 5 users", rows)
 	}
+	if plan, _ := run(append([]string{"shards", "rebalance", "--plan", "--by", "rows"}, dataset...)...); !strings.Contains(plan, "move(s)") {
+		t.Errorf("rebalance --plan --by rows: got\n%s", plan)
+	}
 	plan, _ = run(append([]string{"shards", "drain", "s2", "--plan"}, dataset...)...)
 	if !strings.Contains(plan, "2 move(s)") {
 		t.Errorf("drain --plan: got\n%s\nwant the 2 buckets of s2", plan)
