@@ -9,6 +9,7 @@ BIN       := bin/assetctl
 export PATH := $(GOBIN):$(PATH)
 
 .PHONY: release all build demo demo-build demo-clean test lint unit tools tools-go tools-apt bench bench-cache fuzz clean bench-build fuzz-build bench-dev fuzz-dev bench-shard fuzz-origin-api
+.PHONY: bench-reshard
 
 all: build
 
@@ -70,6 +71,7 @@ tools-apt:
 	fi
 
 bench: build bench-build bench-cache bench-dev bench-shard bench-serve
+bench: bench-reshard
 	@echo "see BENCHMARKS.md for what each benchmark measures"
 
 ## bench-serve: wrk on loopback: the example's product page from assetctl serve vs a bare
@@ -194,3 +196,9 @@ fuzz-origin:
 bench: bench-origin
 bench-origin:
 	$(GO) test -run '^$$' -bench 'BenchmarkRender|BenchmarkEntryTags' -benchtime 3s -count 3 ./origin
+## bench-reshard: online bucket moves on a private wal_level=logical cluster: one bucket of
+## 200k rows copied by the mover vs a bare COPY pipe, and the cutover pause at ~500 writes/s.
+bench-reshard:
+	$(GO) test -run '^$$' -bench 'BenchmarkMoveCopy' -benchtime 3x ./shardedapi
+	$(GO) test -run '^$$' -bench 'BenchmarkMoveCutoverPause' -benchtime 40x ./shardedapi
+	$(GO) test -run '^$$' -bench 'BenchmarkMoveCatchUp' -benchtime 3x ./shardedapi

@@ -301,12 +301,28 @@ func (c *Cluster) AddShard(ctx context.Context, name, region string) error {
 // MoveBuckets writes a new version of the bucket map in which each bucket
 // in moves belongs to the given shard, and switches this process to it
 // (other processes follow within Options.RefreshInterval). It refuses a
-// move to an unknown shard or across regions (data residency). Copying the
-// buckets' rows to their new shard beforehand is the caller's job: the map
-// is the switch, not the mover. It returns the new map version.
+// move to an unknown shard or across regions (data residency). It only
+// switches the map and copies no rows: for a bucket that has rows, use
+// MoveBucket, which copies them online and fences the old owner. It
+// returns the new map version.
 func (c *Cluster) MoveBuckets(ctx context.Context, moves map[int]string, note string) (int64, error) {
 	var version int64
 	err := pgx.BeginTxFunc(ctx, c.catalog, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var err error
+		version, err = c.writeMap(ctx, tx, moves, note)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("move buckets: %w", err)
+	}
+	return version, c.Refresh(ctx)
+}
+
+// writeMap writes, in the caller's catalog transaction, the next map
+// version with moves applied, checking shards and regions.
+func (c *Cluster) writeMap(ctx context.Context, tx pgx.Tx, moves map[int]string, note string) (int64, error) {
+	var version int64
+	err := func() error {
 		// Serialize map writers; readers are unaffected.
 		if _, err := tx.Exec(ctx, `LOCK TABLE map_versions IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 			return err
@@ -347,11 +363,8 @@ func (c *Cluster) MoveBuckets(ctx context.Context, moves map[int]string, note st
 		batch.Queue(`INSERT INTO bucket_map (version, bucket, shard) SELECT $1, bucket, shard FROM bucket_map WHERE version = $2`, version, t.version)
 		batch.Queue(`UPDATE bucket_map AS m SET shard = mv.s FROM unnest($2::int[], $3::text[]) AS mv(b, s) WHERE m.version = $1 AND m.bucket = mv.b`, version, buckets, targets)
 		return tx.SendBatch(ctx, batch).Close()
-	})
-	if err != nil {
-		return 0, fmt.Errorf("move buckets: %w", err)
-	}
-	return version, c.Refresh(ctx)
+	}()
+	return version, err
 }
 
 // Assign adds a directory entry: key k (say, a big tenant) goes to bucket b

@@ -37,6 +37,15 @@ type Options struct {
 	// from the catalog, so a bucket move made by another process is picked
 	// up. Default 15s; negative disables it (call Refresh yourself).
 	RefreshInterval time.Duration
+	// TrafficFlushInterval is how often this process adds its per-bucket
+	// read and write counts to the catalog's totals, shared by every
+	// process (Cluster.Traffic, `assetctl shards status`). Default 10s;
+	// negative disables it (call FlushTraffic yourself).
+	TrafficFlushInterval time.Duration
+	// MoveWait bounds how long a read or write of a bucket that is being
+	// moved waits for the cutover and retries on the new owner before it
+	// returns an error wrapping ErrBucketMoved. Default 10s.
+	MoveWait time.Duration
 	// Logger receives the package's logs. Default: discard.
 	Logger *slog.Logger
 	// Registerer receives the per-shard database metrics
@@ -88,9 +97,17 @@ type Cluster struct {
 	metrics *dbMetrics
 
 	refreshMu sync.Mutex
-	stop      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	// fenceRefreshMu coalesces the map refreshes of fence refusals.
+	fenceRefreshMu sync.Mutex
+	fenceRetries   atomic.Int64
+	flushMu        sync.Mutex
+	flushed        [][2]int64 // per bucket: reads, writes already flushed
+	moveWait       time.Duration
+	dsn            map[string]string // shard name → DSN, for the mover's replication connections
+	catalogDSN     string
+	stop           chan struct{}
+	closeOnce      sync.Once
+	wg             sync.WaitGroup
 }
 
 // Open connects to the catalog, loads the bucket map, and checks that the
@@ -111,7 +128,11 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open shardedapi: %w", err)
 	}
-	c := &Cluster{log: opts.logger(), shards: map[string]*Shard{}, metrics: m, stop: make(chan struct{})}
+	if opts.MoveWait <= 0 {
+		opts.MoveWait = defaultMoveWait
+	}
+	c := &Cluster{log: opts.logger(), shards: map[string]*Shard{}, metrics: m, stop: make(chan struct{}),
+		moveWait: opts.MoveWait, dsn: map[string]string{}, catalogDSN: opts.CatalogDSN}
 	ok := false
 	defer func() {
 		if !ok {
@@ -130,6 +151,7 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 		c.shards[s.Name] = &Shard{name: s.Name, pool: pool, tracer: tr}
 		c.names = append(c.names, s.Name)
+		c.dsn[s.Name] = s.DSN
 	}
 	slices.Sort(c.names)
 
@@ -143,11 +165,19 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("open shardedapi: %w", err)
 	}
 	c.stats = newBucketStats(c.table.Load().buckets)
+	c.flushed = make([][2]int64, c.table.Load().buckets)
 	if opts.RefreshInterval > 0 {
 		// The loop outlives Open's ctx (keeping its values, not its
 		// deadline) and ends at Close.
 		bg := context.WithoutCancel(ctx)
 		c.wg.Go(func() { c.refreshLoop(bg, opts.RefreshInterval) })
+	}
+	if opts.TrafficFlushInterval == 0 {
+		opts.TrafficFlushInterval = defaultTrafficFlush
+	}
+	if opts.TrafficFlushInterval > 0 {
+		bg := context.WithoutCancel(ctx)
+		c.wg.Go(func() { c.trafficLoop(bg, opts.TrafficFlushInterval) })
 	}
 	ok = true
 	return c, nil

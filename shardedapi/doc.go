@@ -24,10 +24,13 @@
 //
 // Adding a shard: configure its DSN in every process, [Migrate], then
 // [Cluster.AddShard]; [Cluster.PlanRebalance] proposes the fewest moves
-// that even out the buckets; copy those buckets' rows (every sharded table
-// has a bucket column, derived from the ID), [Cluster.MoveBuckets] to
-// switch, and delete the copies left behind (the hotspot report counts
-// them as Stray).
+// that even out the buckets; [Cluster.MoveBucket] moves each one online
+// (snapshot copy, logical replication catch-up, a cutover fenced in the
+// source database, cleanup after a grace period), resumably. Every write
+// of a sharded row goes through [Cluster.BucketTx], whose fence makes a
+// process with a stale map follow a moved bucket instead of writing to
+// its old shard. Until the grace period ends the hotspot report counts
+// the old copies as Stray.
 //
 // Regions ([Layout.Regions]) give data residency: each region owns a fixed
 // slice of the buckets, spread over its own shards, and a bucket can never

@@ -229,14 +229,14 @@ func (s *DocumentStore) Get(ctx context.Context, collection, id string) (Documen
 	}
 	s.c.CountRead(loc.Bucket)
 	if s.opts.Cache == nil {
-		d, err := s.load(ctx, loc.Shard, collection, id)
+		d, err := s.load(ctx, loc.Bucket, collection, id)
 		if err != nil {
 			return Document{}, fmt.Errorf("get document %s/%s: %w", collection, id, err)
 		}
 		return d, nil
 	}
 	b, err := s.opts.Cache.Get(ctx, DocumentCacheKey(collection, id), func(ctx context.Context) ([]byte, error) {
-		d, err := s.load(ctx, loc.Shard, collection, id)
+		d, err := s.load(ctx, loc.Bucket, collection, id)
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +249,7 @@ func (s *DocumentStore) Get(ctx context.Context, collection, id string) (Documen
 	if err != nil {
 		// Never served: read the shard.
 		s.log.WarnContext(ctx, "undecodable cached document; reading the shard", "collection", collection, "id", id, "err", err)
-		if d, err = s.load(ctx, loc.Shard, collection, id); err != nil {
+		if d, err = s.load(ctx, loc.Bucket, collection, id); err != nil {
 			return Document{}, fmt.Errorf("get document %s/%s: %w", collection, id, err)
 		}
 	}
@@ -267,19 +267,26 @@ func scanDocument(row pgx.Row, collection string) (Document, error) {
 	return d, err
 }
 
-// load reads a document from its shard, bypassing the cache.
-func (s *DocumentStore) load(ctx context.Context, sh *Shard, collection, id string) (Document, error) {
+// load reads a document from the shard that owns bucket, bypassing the
+// cache, behind the read fence (following a moved bucket to its new owner).
+func (s *DocumentStore) load(ctx context.Context, bucket int, collection, id string) (Document, error) {
 	var d Document
-	err := sh.readRetry(ctx, func(ctx context.Context) error {
-		var err error
-		d, err = scanDocument(sh.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE collection = $1 AND id = $2`, collection, id), collection)
-		return err
+	err := s.c.onBucket(ctx, bucket, func(ctx context.Context, sh *Shard) error {
+		err := sh.readRetry(ctx, func(ctx context.Context) error {
+			var err error
+			d, err = scanDocument(sh.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE collection = $1 AND id = $2`+readFenceSQL(3), collection, id, bucket), collection)
+			return err
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			if err := missOrMoved(ctx, sh, bucket); err != nil {
+				return err
+			}
+			return fmt.Errorf("document %s/%s: %w", collection, id, ErrNotFound)
+		}
+		return sh.Err(ctx, "load document", err)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Document{}, fmt.Errorf("document %s/%s: %w", collection, id, ErrNotFound)
-	}
 	if err != nil {
-		return Document{}, sh.Err(ctx, "load document", err)
+		return Document{}, err
 	}
 	return d, nil
 }
@@ -430,7 +437,6 @@ func (s *DocumentStore) write(ctx context.Context, col *docCollection, id string
 	if err != nil {
 		return writeResult{}, err
 	}
-	sh := loc.Shard
 	owner := claimant{key: col.name + "/" + id}
 	for range maxWriteAttempts {
 		var (
@@ -439,7 +445,7 @@ func (s *DocumentStore) write(ctx context.Context, col *docCollection, id string
 			claims  *docClaims
 		)
 		if len(col.unique) > 0 {
-			cur, err := s.load(ctx, sh, col.name, id)
+			cur, err := s.load(ctx, loc.Bucket, col.name, id)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				cur = Document{}
@@ -465,7 +471,10 @@ func (s *DocumentStore) write(ctx context.Context, col *docCollection, id string
 			before *Document
 			after  []byte
 		)
-		err := pgx.BeginTxFunc(ctx, sh.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var sh *Shard
+		err := s.c.BucketTx(ctx, loc.Bucket, func(ctx context.Context, tx pgx.Tx, txShard *Shard) error {
+			sh = txShard
+			r, before, after = writeResult{}, nil, nil
 			cur, err := scanDocument(tx.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE collection = $1 AND id = $2 FOR UPDATE`, col.name, id), col.name)
 			switch {
 			case errors.Is(err, pgx.ErrNoRows):
@@ -507,7 +516,7 @@ func (s *DocumentStore) write(ctx context.Context, col *docCollection, id string
 			continue
 		}
 		var se *ShardError
-		if err != nil && !errors.As(err, &se) && !errors.Is(err, ErrPreconditionFailed) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidValue) {
+		if err != nil && sh != nil && !errors.As(err, &se) && !errors.Is(err, ErrPreconditionFailed) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidValue) && !errors.Is(err, ErrBucketMoved) {
 			err = sh.Err(ctx, "write document", err) // begin or commit failed
 		}
 		if err != nil && errors.As(err, &se) {
@@ -632,7 +641,7 @@ func (s *DocumentStore) holds(col *docCollection, field string) claimantHolds {
 		if err != nil {
 			return false, err
 		}
-		d, err := s.load(ctx, loc.Shard, name, id)
+		d, err := s.load(ctx, loc.Bucket, name, id)
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
@@ -689,10 +698,10 @@ func (s *DocumentStore) List(ctx context.Context, collection string, limit int, 
 			var rows pgx.Rows
 			var err error
 			if after == nil {
-				rows, err = sh.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE collection = $1
+				rows, err = sh.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE collection = $1`+ownedRowsSQL("documents")+`
 					ORDER BY created_at DESC, id DESC LIMIT $2`, collection, limit+1)
 			} else {
-				rows, err = sh.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE collection = $1
+				rows, err = sh.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents WHERE collection = $1`+ownedRowsSQL("documents")+`
 					AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`,
 					collection, time.UnixMicro(after.created), after.id, limit+1)
 			}

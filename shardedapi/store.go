@@ -144,15 +144,21 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := s.c.Claim(ctx, emailNamespace, email, u.ID, s.holdsEmail); err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
-	err = sh.pool.QueryRow(ctx, `INSERT INTO users (id, region, email, name) VALUES ($1, $2, $3, $4)
-		RETURNING created_at, updated_at`, id, u.Region, u.Email, u.Name).Scan(&u.CreatedAt, &u.UpdatedAt)
+	err = s.c.BucketTx(ctx, loc.Bucket, func(ctx context.Context, tx pgx.Tx, sh *Shard) error {
+		// ON CONFLICT: a retry after a commit whose acknowledgement was
+		// lost must not fail on its own row.
+		err := tx.QueryRow(ctx, `INSERT INTO users (id, region, email, name) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id WHERE users.email = EXCLUDED.email
+			RETURNING created_at, updated_at`, id, u.Region, u.Email, u.Name).Scan(&u.CreatedAt, &u.UpdatedAt)
+		return sh.Err(ctx, "create user", err)
+	})
 	if err != nil {
 		// The insert may have failed: free the email (if it did commit, a
 		// later claim verifies the row and keeps the email taken).
 		if rerr := s.c.ReleaseClaim(context.WithoutCancel(ctx), emailNamespace, email, u.ID); rerr != nil {
 			s.log.WarnContext(ctx, "release email claim after a failed create; it will be verified on the next claim", "err", rerr)
 		}
-		return User{}, fmt.Errorf("create user: %w", sh.Err(ctx, "create user", err))
+		return User{}, fmt.Errorf("create user: %w", err)
 	}
 	s.c.CountWrite(loc.Bucket)
 	if err := s.c.ConfirmClaim(ctx, emailNamespace, email, u.ID); err != nil {
@@ -227,16 +233,22 @@ func (s *Store) loadUser(ctx context.Context, id ID) (User, error) {
 		return User{}, fmt.Errorf("load user: %w", err)
 	}
 	var u User
-	err = loc.Shard.readRetry(ctx, func(ctx context.Context) error {
-		var err error
-		u, err = scanUser(loc.Shard.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, int64(id)))
-		return err
+	err = s.c.onBucket(ctx, loc.Bucket, func(ctx context.Context, sh *Shard) error {
+		err := sh.readRetry(ctx, func(ctx context.Context) error {
+			var err error
+			u, err = scanUser(sh.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`+readFenceSQL(2), int64(id), loc.Bucket))
+			return err
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			if err := missOrMoved(ctx, sh, loc.Bucket); err != nil {
+				return err
+			}
+			return fmt.Errorf("load user %d: %w", int64(id), ErrNotFound)
+		}
+		return sh.Err(ctx, "load user", err)
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fmt.Errorf("load user %d: %w", int64(id), ErrNotFound)
-	}
 	if err != nil {
-		return User{}, loc.Shard.Err(ctx, "load user", err)
+		return User{}, err
 	}
 	return u, nil
 }
@@ -281,7 +293,6 @@ func (s *Store) UpdateUser(ctx context.Context, id ID, ch UserChange) (User, err
 			return User{}, fmt.Errorf("update user %d: %w", int64(id), err)
 		}
 	}
-	sh := loc.Shard
 	// Claim a new email before taking a row lock, holding no connection
 	// (the claim may read other owners' rows). Claiming an email the user
 	// already has is a no-op success.
@@ -293,7 +304,7 @@ func (s *Store) UpdateUser(ctx context.Context, id ID, ch UserChange) (User, err
 		claimed = true
 	}
 	var before, after User
-	err = pgx.BeginTxFunc(ctx, sh.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err = s.c.BucketTx(ctx, loc.Bucket, func(ctx context.Context, tx pgx.Tx, sh *Shard) error {
 		var err error
 		before, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, int64(id)))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -343,12 +354,15 @@ func (s *Store) DeleteUser(ctx context.Context, id ID) error {
 		return fmt.Errorf("delete user: %w", err)
 	}
 	var email string
-	err = loc.Shard.pool.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING email`, int64(id)).Scan(&email)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("delete user %d: %w", int64(id), ErrNotFound)
-	}
+	err = s.c.BucketTx(ctx, loc.Bucket, func(ctx context.Context, tx pgx.Tx, sh *Shard) error {
+		err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING email`, int64(id)).Scan(&email)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("delete user %d: %w", int64(id), ErrNotFound)
+		}
+		return sh.Err(ctx, "delete user", err)
+	})
 	if err != nil {
-		return fmt.Errorf("delete user: %w", loc.Shard.Err(ctx, "delete user", err))
+		return fmt.Errorf("delete user: %w", err)
 	}
 	s.c.CountWrite(loc.Bucket)
 	s.invalidate(ctx, id)
@@ -387,7 +401,7 @@ func (s *Store) NewestUsers(ctx context.Context, n int, opts GatherOptions) (Use
 	}
 	g, err := Gather(ctx, s.c, opts, func(ctx context.Context, sh *Shard) (users []User, err error) {
 		err = sh.readRetry(ctx, func(ctx context.Context) error {
-			rows, err := sh.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY id DESC LIMIT $1`, n)
+			rows, err := sh.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE true`+ownedRowsSQL("users")+` ORDER BY id DESC LIMIT $1`, n)
 			if err != nil {
 				return err
 			}

@@ -91,6 +91,7 @@ config file (assetctl.yaml at the site root, or --config).`,
 		newBuildCmd(e),
 		newDevCmd(e),
 		newServeCmd(e),
+		newShardsCmd(e),
 	)
 	return root
 }

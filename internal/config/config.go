@@ -38,6 +38,7 @@ type File struct {
 	Deploy Deploy `yaml:"deploy"`
 	Dev    Dev    `yaml:"dev"`
 	Serve  Serve  `yaml:"serve"`
+	Shards Shards `yaml:"shards"`
 
 	// Path is where the file was read from; empty when there was none.
 	Path string `yaml:"-"`

@@ -26,6 +26,16 @@ type Postgres struct {
 
 	dir   string // private clusters only
 	pgCtl string
+	extra string // extra server options of a private cluster
+}
+
+// PostgresOptions configure StartPostgresWith. The zero value is
+// StartPostgres's cluster.
+type PostgresOptions struct {
+	// Logical starts the cluster with wal_level=logical and room for
+	// replication slots and WAL senders (bucket moves need them).
+	// Default false: the server's default wal_level (replica).
+	Logical bool
 }
 
 // MachinePostgres is the machine's server at 127.0.0.1:5432 (user
@@ -101,9 +111,19 @@ func randomSuffix() string {
 // down); it is stopped and deleted when the test ends.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
+	return StartPostgresWith(t, PostgresOptions{})
+}
+
+// StartPostgresWith is StartPostgres with options (such as a cluster for
+// logical replication).
+func StartPostgresWith(t testing.TB, opts PostgresOptions) *Postgres {
+	t.Helper()
 	binDir := postgresBinDir(t)
 	initdb := filepath.Join(binDir, "initdb")
 	pg := &Postgres{Host: "127.0.0.1", Port: FreePort(t), User: "postgres", pgCtl: filepath.Join(binDir, "pg_ctl")}
+	if opts.Logical {
+		pg.extra = " -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20 -c max_slot_wal_keep_size=1GB"
+	}
 	pgUser, err := user.Lookup("postgres")
 	if err != nil {
 		t.Fatalf("a private PostgreSQL cluster runs as the system user postgres, which does not exist: %v (apt-get install -y postgresql creates it)", err)
@@ -158,7 +178,7 @@ func (pg *Postgres) Start(t testing.TB) {
 		t.Fatalf("Start: only a private cluster (StartPostgres) can be started")
 	}
 	pg.asPostgres(t, pg.pgCtl, "-D", filepath.Join(pg.dir, "data"), "-l", filepath.Join(pg.dir, "log"), "-w", "-t", "60",
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", pg.Port, pg.dir), "start")
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200%s", pg.Port, pg.dir, pg.extra), "start")
 }
 
 // Stop stops the private cluster at once (immediate mode, like a crash),
