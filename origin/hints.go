@@ -2,6 +2,7 @@ package origin
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -102,7 +103,8 @@ func linkItem(as *asset, rel string) string {
 // proxies mishandle 1xx responses), for requests that are not navigations
 // (Sec-Fetch-Mode other than "navigate"; browsers act on a 103 only for
 // documents), and for an empty link. The Link header stays set for the
-// final response too.
+// final response too; a caller that already set it to link (so HTTP/1.1
+// responses carry it) does not get it twice.
 //
 // Call it before anything else writes the status or body. It must not run
 // under http.TimeoutHandler, or behind any middleware that records or
@@ -117,6 +119,8 @@ func EarlyHints(w http.ResponseWriter, r *http.Request, link string) {
 	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" && m != "navigate" {
 		return
 	}
-	w.Header().Add("Link", link)
+	if !slices.Contains(w.Header().Values("Link"), link) {
+		w.Header().Add("Link", link)
+	}
 	w.WriteHeader(http.StatusEarlyHints)
 }
