@@ -72,7 +72,7 @@ func FuzzServePath(f *testing.F) {
 		}
 		req.URL.Path = p
 		if p == eventsPath {
-			t.Skip() // a stream, not a file
+			return // the live-reload event stream, not a file: nothing to check here
 		}
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, req)
