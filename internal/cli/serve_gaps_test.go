@@ -17,7 +17,6 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -256,39 +255,6 @@ func waitTLSHealthy(t *testing.T, client *http.Client, base string, done chan in
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("assetctl serve did not answer %s/healthz:\n%s%s", base, stdout, stderr)
-}
-
-// startServeChild is startServeProcess that also returns the child, so a
-// test can send it signals other than SIGTERM.
-func startServeChild(t *testing.T, site string, args ...string) (*served, *os.Process) {
-	t.Helper()
-	addr := testsvc.Addr(testsvc.FreePort(t))
-	s := &served{URL: "http://" + addr, Addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	full := append([]string{"serve", site, "--addr", addr}, args...)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
-	cmd.Env = append(os.Environ(), "ASSETCTL_TEST_SERVE_ARGS="+strings.Join(full, "\x1f"))
-	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan int, 1)
-	go func() {
-		_ = cmd.Wait()
-		done <- cmd.ProcessState.ExitCode()
-	}()
-	s.stopFn = func() int {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case code := <-done:
-			return code
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			return <-done
-		}
-	}
-	t.Cleanup(func() { s.Stop() })
-	waitHealthy(t, s, done)
-	return s, cmd.Process
 }
 
 // TestServeSIGHUPReloadsBuildDirectory: with a build directory as the

@@ -179,6 +179,14 @@ func startServe(t *testing.T, site string, args ...string) *served {
 // several.
 func startServeProcess(t *testing.T, site string, args ...string) *served {
 	t.Helper()
+	s, _ := startServeChild(t, site, args...)
+	return s
+}
+
+// startServeChild is startServeProcess that also returns the child, so a
+// test can send it signals other than SIGTERM.
+func startServeChild(t *testing.T, site string, args ...string) (*served, *os.Process) {
+	t.Helper()
 	addr := testsvc.Addr(testsvc.FreePort(t))
 	s := &served{URL: "http://" + addr, Addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	full := append([]string{"serve", site, "--addr", addr}, args...)
@@ -205,7 +213,7 @@ func startServeProcess(t *testing.T, site string, args ...string) *served {
 	}
 	t.Cleanup(func() { s.Stop() })
 	waitHealthy(t, s, done)
-	return s
+	return s, cmd.Process
 }
 
 // TestServeHelperProcess is not a test: startServeProcess runs the test
