@@ -108,7 +108,6 @@ sub vcl_deliver {
 // opts.Backend; it is stopped (by its pid file) when the test ends.
 func StartVarnish(t testing.TB, opts VarnishOptions) *Varnish {
 	t.Helper()
-	bin := Binary(t, "varnishd", "apt-get install -y varnish", "/usr/sbin")
 	host, port, ok := strings.Cut(opts.Backend, ":")
 	if !ok || host == "" || port == "" {
 		t.Fatalf("StartVarnish: backend %q is not host:port", opts.Backend)
@@ -122,47 +121,11 @@ func StartVarnish(t testing.TB, opts VarnishOptions) *Varnish {
 	if len(purgers) == 0 {
 		purgers = []string{"127.0.0.1"}
 	}
-	// varnishd drops privileges before it reads the VCL, so the directory
-	// must be readable by its unprivileged user: t.TempDir's parents are
-	// mode 700, hence a directory of our own with mode 755.
-	dir, err := os.MkdirTemp("", "assetctl-varnish-")
-	if err != nil {
-		t.Fatalf("make varnish dir: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("chmod varnish dir: %v", err)
-	}
 	var vcl bytes.Buffer
 	if err := edgeVCL.Execute(&vcl, map[string]any{"Host": host, "Port": port, "Purgers": purgers, "Xkey": opts.Xkey}); err != nil {
 		t.Fatalf("render edge.vcl: %v", err)
 	}
-	vclPath := filepath.Join(dir, "edge.vcl")
-	if err := os.WriteFile(vclPath, vcl.Bytes(), 0o644); err != nil {
-		t.Fatalf("write edge.vcl: %v", err)
-	}
-	listen := FreePort(t)
-	pidFile := filepath.Join(dir, "varnish.pid")
-	// varnishd daemonizes: the command returns once the edge runs.
-	cmd := exec.Command(bin, "-a", Addr(listen), "-f", vclPath, "-n", filepath.Join(dir, "varnish"),
-		"-s", "malloc,64m", "-P", pidFile, "-T", "none")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("start varnishd: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatalf("read varnishd pid file: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		t.Fatalf("varnishd pid file %s: %v", pidFile, err)
-	}
-	v := &Varnish{URL: "http://" + Addr(listen), Dir: dir, pid: pid}
-	t.Cleanup(v.stop)
-	if err := WaitTCP(Addr(listen), 30*time.Second); err != nil {
-		t.Fatalf("varnishd did not listen on %s: %v", Addr(listen), err)
-	}
-	return v
+	return StartVarnishVCL(t, vcl.String())
 }
 
 // Counter reads one varnishstat counter, such as "MAIN.n_obj_purged" (how

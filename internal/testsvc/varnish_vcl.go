@@ -17,7 +17,9 @@ import (
 func StartVarnishVCL(t testing.TB, vcl string) *Varnish {
 	t.Helper()
 	bin := Binary(t, "varnishd", "apt-get install -y varnish varnish-modules", "/usr/sbin")
-	// The directory must be readable by varnishd's unprivileged user.
+	// varnishd drops privileges before it reads the VCL, so the directory
+	// must be readable by its unprivileged user: t.TempDir's parents are
+	// mode 700, hence a directory of our own with mode 755.
 	dir, err := os.MkdirTemp("", "assetctl-varnish-")
 	if err != nil {
 		t.Fatalf("make varnish dir: %v", err)
@@ -32,6 +34,7 @@ func StartVarnishVCL(t testing.TB, vcl string) *Varnish {
 	}
 	listen := FreePort(t)
 	pidFile := filepath.Join(dir, "varnish.pid")
+	// varnishd daemonizes: the command returns once the edge runs.
 	cmd := exec.Command(bin, "-a", Addr(listen), "-f", vclPath, "-n", filepath.Join(dir, "varnish"),
 		"-s", "malloc,64m", "-P", pidFile, "-T", "none")
 	if out, err := cmd.CombinedOutput(); err != nil {
