@@ -17,11 +17,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -30,6 +28,7 @@ import (
 
 	"github.com/assetctl/assetctl/bundler"
 	"github.com/assetctl/assetctl/hasher"
+	"github.com/assetctl/assetctl/internal/benchproc"
 	"github.com/assetctl/assetctl/internal/sitegen"
 )
 
@@ -104,11 +103,11 @@ func large(ctx context.Context, dir, bin string, files int, size int64, runs int
 	var hashT, goHashT, buildT, buildWarmT []time.Duration
 	var peakKiB int64
 	// Warm the page cache first so both sides read from memory.
-	if _, _, err := timeCmd(ctx, "sh", "-c", hashCmd); err != nil {
+	if _, _, err := benchproc.Run(ctx, "", "sh", "-c", hashCmd); err != nil {
 		return err
 	}
 	for range runs {
-		d, _, err := timeCmd(ctx, "sh", "-c", hashCmd)
+		d, _, err := benchproc.Run(ctx, "", "sh", "-c", hashCmd)
 		if err != nil {
 			return err
 		}
@@ -123,21 +122,21 @@ func large(ctx context.Context, dir, bin string, files int, size int64, runs int
 		}
 		// --include '**' publishes every file, referenced or not, so the
 		// build does the same work as the sha256sum baseline it is compared to.
-		d, rss, err := timeCmd(ctx, bin, "build", site, "-o", out, "--include", "**")
+		d, rss, err := benchproc.Run(ctx, "", bin, "build", site, "-o", out, "--include", "**")
 		if err != nil {
 			return err
 		}
 		buildT = append(buildT, d)
 		peakKiB = max(peakKiB, rss)
 		// Rebuild into the existing output: unchanged files are linked.
-		d, rss, err = timeCmd(ctx, bin, "build", site, "-o", out, "--include", "**")
+		d, rss, err = benchproc.Run(ctx, "", bin, "build", site, "-o", out, "--include", "**")
 		if err != nil {
 			return err
 		}
 		buildWarmT = append(buildWarmT, d)
 		peakKiB = max(peakKiB, rss)
 	}
-	h, g, b, w := median(hashT), median(goHashT), median(buildT), median(buildWarmT)
+	h, g, b, w := benchproc.Median(hashT), benchproc.Median(goHashT), benchproc.Median(buildT), benchproc.Median(buildWarmT)
 	fmt.Printf("large site (%d files, %d MiB), median of %d runs:\n", files, size>>20, runs)
 	fmt.Printf("  sha256sum (xargs -P%s):          %v\n", cpus, h.Round(time.Millisecond))
 	fmt.Printf("  hasher.Files (Go SHA-256, %s workers): %v\n", cpus, g.Round(time.Millisecond))
@@ -206,32 +205,9 @@ func jsHeavy(ctx context.Context, dir string, runs int) error {
 		}
 		buildT = append(buildT, time.Since(start))
 	}
-	e, b := median(esT), median(buildT)
+	e, b := benchproc.Median(esT), benchproc.Median(buildT)
 	fmt.Printf("JS-heavy site (20 entries, 2000 TS modules), median of %d runs:\n", runs)
 	fmt.Printf("  esbuild api.Build alone:         %v\n", e.Round(time.Millisecond))
 	fmt.Printf("  bundler.Build (assetctl build):  %v   ratio %.2f (target <= 1.15)\n", b.Round(time.Millisecond), b.Seconds()/e.Seconds())
 	return nil
-}
-
-// timeCmd runs a command and returns its wall time and peak RSS in KiB.
-func timeCmd(ctx context.Context, name string, args ...string) (time.Duration, int64, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	err := cmd.Run()
-	d := time.Since(start)
-	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %w", name, err)
-	}
-	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss
-	}
-	return d, rss, nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

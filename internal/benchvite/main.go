@@ -20,11 +20,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/assetctl/assetctl/internal/benchproc"
 	"github.com/assetctl/assetctl/internal/sitegen"
 )
 
@@ -106,12 +106,12 @@ func starter(ctx context.Context, bench, bin string, runs int) error {
 			}
 		}
 		syscall.Sync()
-		d, rss, err := timeCmd(ctx, project, bin, "build", project, "-o", aOut)
+		d, rss, err := benchproc.Run(ctx, project, bin, "build", project, "-o", aOut)
 		if err != nil {
 			return err
 		}
 		syscall.Sync()
-		vd, vrss, err := timeCmd(ctx, project, "node", viteJS, "build", "--outDir", vOut, "--emptyOutDir", "--logLevel", "warn")
+		vd, vrss, err := benchproc.Run(ctx, project, "node", viteJS, "build", "--outDir", vOut, "--emptyOutDir", "--logLevel", "warn")
 		if err != nil {
 			return err
 		}
@@ -120,8 +120,8 @@ func starter(ctx context.Context, bench, bin string, runs int) error {
 		}
 		aT, aRSS, vT, vRSS = append(aT, d), append(aRSS, rss), append(vT, vd), append(vRSS, vrss)
 	}
-	a, v := median(aT), median(vT)
-	am, vm := medianInt(aRSS), medianInt(vRSS)
+	a, v := benchproc.Median(aT), benchproc.Median(vT)
+	am, vm := benchproc.Median(aRSS), benchproc.Median(vRSS)
 	fmt.Printf("react-ts starter, median of %d pairs (after one warm-up pair):\n", runs)
 	fmt.Printf("  vite build %s:        %v, peak RSS %.1f MiB\n", vite, v.Round(time.Millisecond), float64(vm)/1024)
 	fmt.Printf("  assetctl build:          %v, peak RSS %.1f MiB\n", a.Round(time.Millisecond), float64(am)/1024)
@@ -149,13 +149,13 @@ func prebuilt(ctx context.Context, bench, bin string, runs int) error {
 	out := filepath.Join(bench, "out-prebuilt")
 	cpus := strconv.Itoa(runtime.NumCPU())
 	hashCmd := fmt.Sprintf("cd %q && find . -type f ! -name '.*' -print0 | xargs -0 -P%s -n 500 sha256sum > /dev/null", site, cpus)
-	if _, _, err := timeCmd(ctx, bench, "sh", "-c", hashCmd); err != nil { // warm the page cache
+	if _, _, err := benchproc.Run(ctx, bench, "sh", "-c", hashCmd); err != nil { // warm the page cache
 		return err
 	}
 	var hT, pT []time.Duration
 	var rss []int64
 	for range runs {
-		d, _, err := timeCmd(ctx, bench, "sh", "-c", hashCmd)
+		d, _, err := benchproc.Run(ctx, bench, "sh", "-c", hashCmd)
 		if err != nil {
 			return err
 		}
@@ -164,46 +164,16 @@ func prebuilt(ctx context.Context, bench, bin string, runs int) error {
 			return err
 		}
 		syscall.Sync()
-		d, r, err := timeCmd(ctx, bench, bin, "build", "--prebuilt", site, "-o", out, "--preset", "webpack")
+		d, r, err := benchproc.Run(ctx, bench, bin, "build", "--prebuilt", site, "-o", out, "--preset", "webpack")
 		if err != nil {
 			return err
 		}
 		pT, rss = append(pT, d), append(rss, r)
 	}
-	h, p := median(hT), median(pT)
+	h, p := benchproc.Median(hT), benchproc.Median(pT)
 	fmt.Printf("prebuilt directory (10,000 files, 1 GiB), median of %d runs:\n", runs)
 	fmt.Printf("  sha256sum (xargs -P%s):           %v\n", cpus, h.Round(time.Millisecond))
 	fmt.Printf("  assetctl build --prebuilt:        %v, peak RSS %.1f MiB   ratio %.2f (target <= 1.30)\n",
-		p.Round(time.Millisecond), float64(medianInt(rss))/1024, p.Seconds()/h.Seconds())
+		p.Round(time.Millisecond), float64(benchproc.Median(rss))/1024, p.Seconds()/h.Seconds())
 	return nil
-}
-
-// timeCmd runs a command in dir and returns its wall time and peak RSS in KiB.
-func timeCmd(ctx context.Context, dir, name string, args ...string) (time.Duration, int64, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	err := cmd.Run()
-	d := time.Since(start)
-	if err != nil {
-		return 0, 0, fmt.Errorf("%s %v: %w", name, args, err)
-	}
-	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss
-	}
-	return d, rss, nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianInt(xs []int64) int64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
