@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -24,12 +25,19 @@ type shardsFlags struct {
 	catalog string
 	shards  []string
 	grace   time.Duration
+	// parallel is --max-parallel (rebalance, drain and move).
+	parallel int
 }
 
 func (f *shardsFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.catalog, "catalog", "", "catalog database connection string")
 	cmd.Flags().StringArrayVar(&f.shards, "shard", nil, "a shard as NAME=DSN (repeat for each shard)")
 	cmd.Flags().DurationVar(&f.grace, "grace", time.Minute, "how long a moved bucket's old rows stay on the source (longer than any process's map refresh)")
+}
+
+// registerParallel adds --max-parallel to the commands that move buckets.
+func (f *shardsFlags) registerParallel(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&f.parallel, "max-parallel", 1, "how many bucket moves run at once; each holds a replication slot and a WAL sender on its source, so keep it below the source's max_replication_slots and max_wal_senders (minus other replication)")
 }
 
 // options reads the shards: section beneath the flags and builds the
@@ -308,17 +316,26 @@ func parseBuckets(s string) ([]int, error) {
 	return out, nil
 }
 
-// runMoves moves each bucket in order, printing progress lines to stderr.
-func runMoves(ctx context.Context, e *env, c *shardedapi.Cluster, moves map[int]string, grace time.Duration) error {
+// runMoves makes the moves, up to parallel at once, printing progress
+// lines to stderr. A failed move does not stop the others; each failure is
+// reported and the command fails at the end.
+func runMoves(ctx context.Context, e *env, c *shardedapi.Cluster, moves map[int]string, grace time.Duration, parallel int) error {
 	if grace == 0 {
 		grace = -1 // the flag's 0 means now; the library's 0 means its default
 	}
-	buckets := slices.Sorted(maps.Keys(moves))
-	for i, b := range buckets {
-		to := moves[b]
-		fmt.Fprintf(e.stderr, "[%d/%d] bucket %d → %s\n", i+1, len(buckets), b, to)
-		start := time.Now()
-		_, err := c.MoveBucket(ctx, b, to, shardedapi.MoveOptions{Grace: grace, Progress: func(ev shardedapi.MoveEvent) {
+	if parallel < 1 {
+		return fmt.Errorf("--max-parallel %d: want 1 or more", parallel)
+	}
+	// Lines of parallel moves interleave; each names its bucket.
+	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(e.stderr, format, args...)
+	}
+	results, err := c.RunMoves(ctx, moves, shardedapi.RunMovesOptions{
+		Parallel: parallel,
+		Move: shardedapi.MoveOptions{Grace: grace, Progress: func(ev shardedapi.MoveEvent) {
 			line := fmt.Sprintf("  bucket %d: %s, %d rows copied", ev.Bucket, ev.State, ev.Rows)
 			if ev.Pause > 0 {
 				line += fmt.Sprintf(", writes paused %s", ev.Pause.Round(time.Millisecond))
@@ -326,14 +343,28 @@ func runMoves(ctx context.Context, e *env, c *shardedapi.Cluster, moves map[int]
 			if ev.Msg != "" {
 				line += ": " + ev.Msg
 			}
-			fmt.Fprintln(e.stderr, line)
-		}})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stderr, "  bucket %d done in %s\n", b, time.Since(start).Round(time.Millisecond))
+			say("%s\n", line)
+		}},
+		Started: func(i, n, b int, to string) { say("[%d/%d] bucket %d → %s\n", i, n, b, to) },
+		Finished: func(r shardedapi.MoveResult) {
+			if r.Err != nil {
+				say("  bucket %d FAILED after %s: %v\n", r.Bucket, r.Elapsed.Round(time.Millisecond), r.Err)
+				return
+			}
+			say("  bucket %d done in %s\n", r.Bucket, r.Elapsed.Round(time.Millisecond))
+		},
+	})
+	if results == nil || err == nil {
+		return err
 	}
-	return nil
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	say("%d of %d move(s) failed; rerun the command to resume or retry them\n", failed, len(results))
+	return fmt.Errorf("%d of %d bucket move(s) failed: %w", failed, len(results), err)
 }
 
 func printPlan(e *env, c *shardedapi.Cluster, moves map[int]string) {
@@ -384,10 +415,11 @@ func newShardsMoveCmd(e *env) *cobra.Command {
 			for _, b := range buckets {
 				moves[b] = to
 			}
-			return runMoves(ctx, e, c, moves, f.grace)
+			return runMoves(ctx, e, c, moves, f.grace, f.parallel)
 		},
 	}
 	f.register(cmd)
+	f.registerParallel(cmd)
 	cmd.Flags().StringVar(&bucketList, "bucket", "", "bucket number(s), comma-separated")
 	cmd.Flags().StringVar(&to, "to", "", "the target shard")
 	cmd.Flags().BoolVar(&cancel, "cancel", false, "roll back the buckets' unfinished moves instead")
@@ -400,11 +432,12 @@ func newShardsRebalanceCmd(e *env) *cobra.Command {
 	var plan bool
 	var by string
 	cmd := &cobra.Command{
-		Use:   "rebalance [--plan] [--by buckets|rows|traffic]",
+		Use:   "rebalance [--plan] [--by buckets|rows|traffic] [--max-parallel K]",
 		Short: "Spread each region's buckets evenly over its shards with the fewest moves",
 		Example: `  assetctl shards rebalance --plan
   assetctl shards rebalance --by rows --plan
-  assetctl shards rebalance`,
+  assetctl shards rebalance
+  assetctl shards rebalance --max-parallel 4   # 4 moves at once; each uses a replication slot and a WAL sender on its source`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -450,10 +483,11 @@ func newShardsRebalanceCmd(e *env) *cobra.Command {
 			if plan {
 				return nil
 			}
-			return runMoves(ctx, e, c, moves, f.grace)
+			return runMoves(ctx, e, c, moves, f.grace, f.parallel)
 		},
 	}
 	f.register(cmd)
+	f.registerParallel(cmd)
 	cmd.Flags().BoolVar(&plan, "plan", false, "print the moves without making them")
 	cmd.Flags().StringVar(&by, "by", "buckets", "what to even out: buckets (count), rows, or traffic (reads+writes of all processes)")
 	return cmd
@@ -521,10 +555,11 @@ func newShardsDrainCmd(e *env) *cobra.Command {
 			if plan {
 				return nil
 			}
-			return runMoves(ctx, e, c, moves, f.grace)
+			return runMoves(ctx, e, c, moves, f.grace, f.parallel)
 		},
 	}
 	f.register(cmd)
+	f.registerParallel(cmd)
 	cmd.Flags().BoolVar(&plan, "plan", false, "print the moves without making them")
 	return cmd
 }
