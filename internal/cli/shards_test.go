@@ -98,4 +98,29 @@ func TestShardsCommands(t *testing.T) {
 	if err != nil || !strings.Contains(string(html), `class="grid"`) || strings.Count(string(html), "title=\"bucket ") != 16 {
 		t.Errorf("status --html: %v, want a page with a grid of 16 buckets", err)
 	}
+
+	// Parallel moves: a failed move (an unknown bucket) does not stop the
+	// others; each failure is reported and the command fails.
+	var out2, errb bytes.Buffer
+	code := Run(ctx, append([]string{"shards", "move", "--bucket", "4,999,5", "--to", "s2", "--grace", "0", "--max-parallel", "2"}, dataset...), strings.NewReader(""), &out2, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "bucket 999 FAILED") || !strings.Contains(errb.String(), "bucket 4 done") ||
+		!strings.Contains(errb.String(), "bucket 5 done") || !strings.Contains(errb.String(), "1 of 3 move(s) failed") {
+		t.Errorf("move --max-parallel 2 with an unknown bucket: exit %d, stderr\n%s\nwant buckets 4 and 5 done, 999 reported, a non-zero exit", code, errb.String())
+	}
+	_, stderr = run(append([]string{"shards", "drain", "s2", "--grace", "0", "--max-parallel", "3"}, dataset...)...)
+	for _, b := range []string{"2", "3", "4", "5"} {
+		if !strings.Contains(stderr, "bucket "+b+" done") {
+			t.Errorf("drain --max-parallel 3: stderr\n%s\nwant bucket %s done", stderr, b)
+		}
+	}
+	out, _ = run(append([]string{"shards", "status", "--json"}, dataset...)...)
+	st = statusReport{}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	for _, s := range st.Shards {
+		if s.Shard == "s2" && s.Buckets != 0 {
+			t.Errorf("after drain s2 --max-parallel 3: s2 owns %d buckets, want 0", s.Buckets)
+		}
+	}
 }
