@@ -253,3 +253,56 @@ func TestRebalanceFourToFiveUnderLoad(t *testing.T) {
 	t.Logf("4 → 5 shards: %d of %d buckets moved, 3 at a time, in %s (%d progress events) under load: %d users, %d documents, %d increments",
 		len(plan), buckets, elapsed.Round(time.Millisecond), events.Load(), len(users), len(docs), incs)
 }
+
+// TestRunMovesFailureDoesNotStopOthers: one of several parallel moves
+// fails; the others finish, the failure is reported and rolled back
+// (nothing left behind), and a rerun of the failed one succeeds.
+func TestRunMovesFailureDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
+	mc := newMoveCluster(t, 2, Layout{Buckets: 64})
+	ctx := context.Background()
+	s0 := mc.c.Shard("s0")
+	moves := map[int]string{}
+	ids := map[int][]ID{}
+	for b := range mc.c.Buckets() {
+		if sh, _ := mc.c.ShardOfBucket(b); sh == s0 && len(moves) < 4 {
+			moves[b] = "s1"
+			ids[b] = seedBucket(t, mc.c, b, 5, fmt.Sprintf("r%d-", b))
+		}
+	}
+	boom := errors.New("injected failure")
+	var failed atomic.Bool
+	results, err := mc.c.RunMoves(ctx, moves, RunMovesOptions{Parallel: 2, Move: MoveOptions{Grace: -1, hook: func(s string) error {
+		if s == MoveCopying && failed.CompareAndSwap(false, true) {
+			return boom
+		}
+		return nil
+	}}})
+	if !errors.Is(err, boom) {
+		t.Fatalf("RunMoves with one failing move: got %v, want the injected failure", err)
+	}
+	var bad []int
+	for _, r := range results {
+		switch {
+		case r.Err != nil:
+			bad = append(bad, r.Bucket)
+		case r.Move.State != MoveDone:
+			t.Errorf("bucket %d: state %s, want done", r.Bucket, r.Move.State)
+		default:
+			checkMoved(t, mc, r.Bucket, "s0", "s1", ids[r.Bucket])
+		}
+	}
+	if len(results) != len(moves) || len(bad) != 1 {
+		t.Fatalf("results %+v: want %d, exactly one failed", results, len(moves))
+	}
+	if sh, _ := mc.c.ShardOfBucket(bad[0]); sh != s0 {
+		t.Errorf("failed bucket %d: owner %s, want the source s0", bad[0], sh.Name())
+	}
+	if l := mc.leftovers(t); len(l) > 0 {
+		t.Errorf("left behind after a failed parallel move: %v", l)
+	}
+	if _, err := mc.c.RunMoves(ctx, map[int]string{bad[0]: "s1"}, RunMovesOptions{Parallel: 2, Move: MoveOptions{Grace: -1}}); err != nil {
+		t.Fatalf("rerun of the failed move: %v", err)
+	}
+	checkMoved(t, mc, bad[0], "s0", "s1", ids[bad[0]])
+}
