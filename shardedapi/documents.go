@@ -235,13 +235,30 @@ func (s *DocumentStore) Get(ctx context.Context, collection, id string) (Documen
 		}
 		return d, nil
 	}
-	b, err := s.opts.Cache.Get(ctx, DocumentCacheKey(collection, id), func(ctx context.Context) ([]byte, error) {
-		d, err := s.load(ctx, loc.Bucket, collection, id)
-		if err != nil {
-			return nil, err
+	key := DocumentCacheKey(collection, id)
+	var (
+		b    []byte
+		done bool
+	)
+	if c, ok := s.opts.Cache.(*Cache); ok {
+		// An L1 hit is answered before the load closure below is made:
+		// making it is a heap allocation, and most reads are hits.
+		b, done, err = c.getL1(ctx, key)
+	}
+	if !done {
+		load := func(ctx context.Context) ([]byte, error) {
+			d, err := s.load(ctx, loc.Bucket, collection, id)
+			if err != nil {
+				return nil, err
+			}
+			return encodeCachedDocument(d), nil
 		}
-		return encodeCachedDocument(d), nil
-	})
+		if c, ok := s.opts.Cache.(*Cache); ok {
+			b, err = c.getShared(ctx, key, load)
+		} else {
+			b, err = s.opts.Cache.Get(ctx, key, load)
+		}
+	}
 	if err != nil {
 		return Document{}, fmt.Errorf("get document %s/%s: %w", collection, id, err)
 	}
