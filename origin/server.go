@@ -292,7 +292,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, srv: s}
 	st := &rec.state
 	rec.st = st
-	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
+	rec.ctx = stateCtx{Context: r.Context(), st: st}
+	r = r.WithContext(&rec.ctx)
 	rec.r = r
 	if r.Body != nil && r.Body != http.NoBody {
 		// The original writer, so net/http learns of an oversized body
@@ -356,6 +357,7 @@ type recorder struct {
 	st     *reqState
 	r      *http.Request
 	state  reqState
+	ctx    stateCtx
 }
 
 func (rw *recorder) finalHeaders() {
