@@ -25,6 +25,22 @@ type reqState struct {
 
 type reqStateKey struct{}
 
+// stateCtx is the request's context with its reqState: what
+// context.WithValue(parent, reqStateKey{}, st) would make, but as a value
+// that lives inside the server's per-request recorder, so it costs no
+// allocation of its own.
+type stateCtx struct {
+	context.Context
+	st *reqState
+}
+
+func (c *stateCtx) Value(key any) any {
+	if _, ok := key.(reqStateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
 func stateFrom(ctx context.Context) *reqState {
 	s, _ := ctx.Value(reqStateKey{}).(*reqState)
 	return s

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -142,8 +143,12 @@ type Server struct {
 	// children caches the label-resolved metrics of each (route, method,
 	// status): resolving labels validates and hashes every value, which
 	// showed up in the hot path's profile. Keys are bounded: routes are
-	// patterns, methods are methodLabel's, statuses are 100-999.
-	children sync.Map // metricKey → *routeMetrics
+	// patterns, methods are methodLabel's, statuses are 100-999. The map
+	// is copied on write and never changed once published, so a lookup is
+	// one atomic load and a map read: no lock, and no boxing of the key
+	// into an interface (which sync.Map did, one allocation per request).
+	children   atomic.Pointer[map[metricKey]*routeMetrics]
+	childrenMu sync.Mutex // serializes the copy-on-write
 }
 
 type metricKey struct {
@@ -158,15 +163,37 @@ type routeMetrics struct {
 
 func (s *Server) routeMetrics(route, method string, status int) *routeMetrics {
 	k := metricKey{route, method, status}
-	if m, ok := s.children.Load(k); ok {
-		return m.(*routeMetrics)
+	if p := s.children.Load(); p != nil {
+		if m, ok := (*p)[k]; ok {
+			return m
+		}
+	}
+	s.childrenMu.Lock()
+	defer s.childrenMu.Unlock()
+	old := s.children.Load()
+	if old != nil {
+		if m, ok := (*old)[k]; ok {
+			return m
+		}
 	}
 	m := &routeMetrics{
 		requests: s.requests.WithLabelValues(route, method, strconv.Itoa(status)),
 		duration: s.duration.WithLabelValues(route, method),
 	}
-	actual, _ := s.children.LoadOrStore(k, m)
-	return actual.(*routeMetrics)
+	next := make(map[metricKey]*routeMetrics, 1+lenOf(old))
+	if old != nil {
+		maps.Copy(next, *old)
+	}
+	next[k] = m
+	s.children.Store(&next)
+	return m
+}
+
+func lenOf(p *map[metricKey]*routeMetrics) int {
+	if p == nil {
+		return 0
+	}
+	return len(*p)
 }
 
 // NewServer validates o and wraps handler (the site: the API, pages).
@@ -265,7 +292,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, srv: s}
 	st := &rec.state
 	rec.st = st
-	r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
+	rec.ctx = stateCtx{Context: r.Context(), st: st}
+	r = r.WithContext(&rec.ctx)
 	rec.r = r
 	if r.Body != nil && r.Body != http.NoBody {
 		// The original writer, so net/http learns of an oversized body
@@ -329,6 +357,7 @@ type recorder struct {
 	st     *reqState
 	r      *http.Request
 	state  reqState
+	ctx    stateCtx
 }
 
 func (rw *recorder) finalHeaders() {

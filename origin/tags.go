@@ -48,6 +48,21 @@ func CollectionTag(collection string) string {
 }
 
 func hashTag(kind byte, parts ...string) string {
+	var b [tagLen]byte
+	return string(appendHashTag(b[:0], kind, parts...))
+}
+
+// tagLen is the length of a hashed tag: its kind byte and the base32 of
+// tagHashBytes (10 bytes: 16 characters).
+const tagLen = 1 + 16
+
+// appendDocumentTag appends DocumentTag(collection, id) to dst, so the
+// GET handler can build its header values in one string.
+func appendDocumentTag(dst []byte, collection, id string) []byte {
+	return appendHashTag(dst, 'd', "doc\x00", collection, "\x00", id)
+}
+
+func appendHashTag(dst []byte, kind byte, parts ...string) []byte {
 	// Hash from a stack buffer: no allocation for the input on the hot
 	// path (every shared GET computes its document's tag).
 	var buf [256]byte
@@ -56,10 +71,11 @@ func hashTag(kind byte, parts ...string) string {
 		in = append(in, p...)
 	}
 	sum := sha256.Sum256(in)
-	var b [1 + 16]byte // base32 of 10 bytes is 16 characters
-	b[0] = kind
-	tagEncoding.Encode(b[1:], sum[:tagHashBytes])
-	return string(b[:])
+	dst = append(dst, kind)
+	n := len(dst)
+	dst = append(dst, make([]byte, tagLen-1)...)
+	tagEncoding.Encode(dst[n:], sum[:tagHashBytes])
+	return dst
 }
 
 // SetCacheTags sets the response's cache tags in both headers edges read:

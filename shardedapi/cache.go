@@ -195,20 +195,36 @@ func (c *Cache) Close() error {
 // an ErrInvalidCacheKey error, ErrCacheClosed or ctx's error; Redis failures
 // are absorbed (logged and counted).
 func (c *Cache) Get(ctx context.Context, key string, load func(ctx context.Context) ([]byte, error)) ([]byte, error) {
+	if b, done, err := c.getL1(ctx, key); done {
+		return b, err
+	}
+	return c.getShared(ctx, key, load)
+}
+
+// getL1 is Get up to and including the in-process tier: done reports
+// that b and err are Get's answer. It is split out so that a caller
+// (DocumentStore.Get) can answer an L1 hit without making its load
+// closure, which is a heap allocation per read.
+func (c *Cache) getL1(ctx context.Context, key string) (b []byte, done bool, err error) {
 	if c.closed.Load() {
-		return nil, ErrCacheClosed
+		return nil, true, ErrCacheClosed
 	}
 	if err := checkCacheKey(key); err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	if c.l1 != nil {
 		c.l1.start(ctx, c.rdb, c.channel())
 		if e, ok := c.l1.get(key); ok {
 			c.m.hitL1.Inc()
-			return c.result(key, e, true)
+			b, err := c.result(key, e, true)
+			return b, true, err
 		}
 	}
+	return nil, false, nil
+}
 
+// getShared is the rest of Get, after getL1 did not answer.
+func (c *Cache) getShared(ctx context.Context, key string, load func(ctx context.Context) ([]byte, error)) ([]byte, error) {
 	r := c.read(ctx, key, load)
 	switch r.state {
 	case readFresh:

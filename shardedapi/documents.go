@@ -183,8 +183,10 @@ func NewDocumentStore(c *Cluster, opts DocumentStoreOptions) (*DocumentStore, er
 
 // DocumentCacheKey is the cache key of a document.
 func DocumentCacheKey(collection, id string) string {
-	return "shardedapi:doc:v1:" + collection + ":" + id
+	return docCacheKeyPrefix + collection + ":" + id
 }
+
+const docCacheKeyPrefix = "shardedapi:doc:v1:"
 
 // Collections are the configured collections' names, sorted.
 func (s *DocumentStore) Collections() []string {
@@ -217,13 +219,23 @@ func (s *DocumentStore) locate(collection, id string) (Location, error) {
 	return s.c.Locate(Key{ID: collection + "/" + id})
 }
 
+// documentKeys are DocumentCacheKey(collection, id) and the routing key
+// locate builds, made in one string (one allocation instead of two:
+// Get needs both on every read).
+func documentKeys(collection, id string) (cacheKey, routeKey string) {
+	both := docCacheKeyPrefix + collection + ":" + id + collection + "/" + id
+	n := len(docCacheKeyPrefix) + len(collection) + 1 + len(id)
+	return both[:n], both[n:]
+}
+
 // Get returns a document, through the cache. ErrNotFound if it does not
 // exist; ErrUnknownCollection, ErrInvalidKey for bad names.
 func (s *DocumentStore) Get(ctx context.Context, collection, id string) (Document, error) {
 	if _, err := s.collection(collection, id); err != nil {
 		return Document{}, fmt.Errorf("get document: %w", err)
 	}
-	loc, err := s.locate(collection, id)
+	key, routeKey := documentKeys(collection, id)
+	loc, err := s.c.Locate(Key{ID: routeKey})
 	if err != nil {
 		return Document{}, fmt.Errorf("get document %s/%s: %w", collection, id, err)
 	}
@@ -235,13 +247,29 @@ func (s *DocumentStore) Get(ctx context.Context, collection, id string) (Documen
 		}
 		return d, nil
 	}
-	b, err := s.opts.Cache.Get(ctx, DocumentCacheKey(collection, id), func(ctx context.Context) ([]byte, error) {
-		d, err := s.load(ctx, loc.Bucket, collection, id)
-		if err != nil {
-			return nil, err
+	var (
+		b    []byte
+		done bool
+	)
+	if c, ok := s.opts.Cache.(*Cache); ok {
+		// An L1 hit is answered before the load closure below is made:
+		// making it is a heap allocation, and most reads are hits.
+		b, done, err = c.getL1(ctx, key)
+	}
+	if !done {
+		load := func(ctx context.Context) ([]byte, error) {
+			d, err := s.load(ctx, loc.Bucket, collection, id)
+			if err != nil {
+				return nil, err
+			}
+			return encodeCachedDocument(d), nil
 		}
-		return encodeCachedDocument(d), nil
-	})
+		if c, ok := s.opts.Cache.(*Cache); ok {
+			b, err = c.getShared(ctx, key, load)
+		} else {
+			b, err = s.opts.Cache.Get(ctx, key, load)
+		}
+	}
 	if err != nil {
 		return Document{}, fmt.Errorf("get document %s/%s: %w", collection, id, err)
 	}
