@@ -205,23 +205,12 @@ func Import(ctx context.Context, opts PrebuiltOptions) (*manifest.Manifest, erro
 		return false
 	}
 
-	parent := filepath.Dir(out)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("create output parent: %w", err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	st, err := newStaging(out)
 	if err != nil {
-		return nil, fmt.Errorf("create temporary output: %w", err)
+		return nil, err
 	}
-	swapped := false
-	defer func() {
-		if !swapped {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, fmt.Errorf("create temporary output: %w", err)
-	}
+	defer st.discard()
+	tmp := st.dir
 	m := &manifest.Manifest{Version: manifest.Version, Files: make(map[string]manifest.File, len(files))}
 	var mu sync.Mutex
 	var dirs sync.Map
@@ -269,10 +258,9 @@ func Import(ctx context.Context, opts PrebuiltOptions) (*manifest.Manifest, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := swapIn(tmp, out); err != nil {
+	if err := st.commit(); err != nil {
 		return nil, err
 	}
-	swapped = true
 	return m, nil
 }
 

@@ -46,23 +46,12 @@ type writer struct {
 // write writes the plan into a temporary directory beside OutDir, adds
 // manifest.json, and swaps it in for OutDir.
 func (b *Builder) write(ctx context.Context, p *plan) (*manifest.Manifest, error) {
-	parent := filepath.Dir(b.out)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("create output parent: %w", err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(b.out)+".tmp-")
+	st, err := newStaging(b.out)
 	if err != nil {
-		return nil, fmt.Errorf("create temporary output: %w", err)
+		return nil, err
 	}
-	swapped := false
-	defer func() {
-		if !swapped {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, fmt.Errorf("create temporary output: %w", err)
-	}
+	defer st.discard()
+	tmp := st.dir
 	w := &writer{b: b, p: p, tmp: tmp, digests: map[string]digestEntry{}}
 	if len(b.digests) == 0 {
 		if pm, err := manifest.Load(b.out); err == nil {
@@ -86,10 +75,9 @@ func (b *Builder) write(ctx context.Context, p *plan) (*manifest.Manifest, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := swapIn(tmp, b.out); err != nil {
+	if err := st.commit(); err != nil {
 		return nil, err
 	}
-	swapped = true
 	b.digests = w.digests
 	return m, nil
 }
