@@ -248,17 +248,7 @@ func Import(ctx context.Context, opts PrebuiltOptions) (*manifest.Manifest, erro
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("prebuilt output has an inconsistent manifest: %w", err)
 	}
-	data, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, manifest.FileName), data, 0o644); err != nil {
-		return nil, fmt.Errorf("write manifest: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := st.commit(); err != nil {
+	if err := st.commit(ctx, m); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -1,9 +1,12 @@
 package bundler
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/assetctl/assetctl/manifest"
 )
 
 // staging is the temporary directory an output is written into before it
@@ -31,8 +34,19 @@ func newStaging(out string) (*staging, error) {
 	return &staging{dir: dir, out: out}, nil
 }
 
-// commit swaps the finished output in for out.
-func (s *staging) commit() error {
+// commit writes m as the output's manifest.json and swaps the finished
+// output in for out, unless ctx has ended by then.
+func (s *staging) commit(ctx context.Context, m *manifest.Manifest) error {
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, manifest.FileName), data, 0o644); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := swapIn(s.dir, s.out); err != nil {
 		return err
 	}

@@ -65,17 +65,7 @@ func (b *Builder) write(ctx context.Context, p *plan) (*manifest.Manifest, error
 	if err != nil {
 		return nil, err
 	}
-	data, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, manifest.FileName), data, 0o644); err != nil {
-		return nil, fmt.Errorf("write manifest: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := st.commit(); err != nil {
+	if err := st.commit(ctx, m); err != nil {
 		return nil, err
 	}
 	b.digests = w.digests
