@@ -67,16 +67,16 @@ func TestPrebuiltVite(t *testing.T) {
 	if err := chromedpClick(ctx, "#load"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitTrue(ctx, `document.getElementById("out").textContent === "shared lazy loaded"`); err != nil {
+	if err := testsvc.PollJS(ctx, `document.getElementById("out").textContent === "shared lazy loaded"`); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitTrue(ctx, `getComputedStyle(document.body).color === "rgb(1, 2, 3)"`); err != nil {
+	if err := testsvc.PollJS(ctx, `getComputedStyle(document.body).color === "rgb(1, 2, 3)"`); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedpNavigate(ctx, srv.URL+"/about/"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitTrue(ctx, `document.getElementById("out").textContent === "shared about"`); err != nil {
+	if err := testsvc.PollJS(ctx, `document.getElementById("out").textContent === "shared about"`); err != nil {
 		t.Fatal(err)
 	}
 }

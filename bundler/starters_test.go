@@ -3,7 +3,6 @@ package bundler
 import (
 	"context"
 	"flag"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -142,7 +140,7 @@ func checkStarterInBrowser(t *testing.T, browser context.Context, url string) {
 	}
 	wait := func(expr string) {
 		t.Helper()
-		if err := waitTrue(ctx, expr); err != nil {
+		if err := testsvc.PollJS(ctx, expr); err != nil {
 			report()
 			t.Fatal(err)
 		}
@@ -163,22 +161,6 @@ func checkStarterInBrowser(t *testing.T, browser context.Context, url string) {
 		t.Errorf("/favicon.svg: got %q, want 200 image/svg+xml", favicon)
 	}
 	report()
-}
-
-// waitTrue polls a JavaScript expression until it is true; the bound is a
-// correctness deadline a working page never comes near.
-func waitTrue(ctx context.Context, expr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waited 30s for %s: got %v, %v", expr, ok, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func evalString(t *testing.T, ctx context.Context, expr string) string {

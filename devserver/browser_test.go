@@ -17,26 +17,7 @@ import (
 
 // browserDeadline bounds every wait on browser state. It is a correctness
 // deadline: only a broken reload path takes anywhere near it.
-const browserDeadline = 30 * time.Second
-
-// waitJS evaluates expr in the page until it is true. It polls from Go, not
-// with chromedp.Poll, because the waits here span page reloads.
-func waitJS(t *testing.T, ctx context.Context, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(browserDeadline)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		evalCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ok, err := chromedp.Run(evalCtx, chromedp.Evaluate[bool](expr))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("waited %v for %s: still false (last error: %v)", browserDeadline, expr, lastErr)
-}
+const browserDeadline = testsvc.JSDeadline
 
 func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
@@ -122,7 +103,7 @@ func testLiveReload(t *testing.T, site liveReloadSite) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.URL+"/")); err != nil {
 		t.Fatalf("open page: %v", err)
 	}
-	waitJS(t, ctx, outText+` === "version 1"`)
+	testsvc.WaitJS(t, ctx, outText+` === "version 1"`)
 	if got := evalJS[string](t, ctx, titleColor); got != "rgb(255, 0, 0)" {
 		t.Fatalf("initial colour: got %q, want rgb(255, 0, 0)", got)
 	}
@@ -133,29 +114,29 @@ func testLiveReload(t *testing.T, site liveReloadSite) {
 		evalJS[string](t, ctx, `window.marker = "still here"`)
 		old, _ := os.ReadFile(filepath.Join(d.Site, "css", "site.css"))
 		d.write(t, "css/site.css", strings.Replace(string(old), "rgb(255, 0, 0)", "rgb(0, 0, 255)", 1))
-		waitJS(t, ctx, titleColor+` === "rgb(0, 0, 255)"`)
+		testsvc.WaitJS(t, ctx, titleColor+` === "rgb(0, 0, 255)"`)
 		if !evalJS[bool](t, ctx, noNavigation) {
 			t.Fatal("window.marker: got it gone, want the page not reloaded")
 		}
 		// The old <link> goes once the new one has loaded.
-		waitJS(t, ctx, styleSheets+fmt.Sprintf(" === %d", sheets))
+		testsvc.WaitJS(t, ctx, styleSheets+fmt.Sprintf(" === %d", sheets))
 	})
 
 	if site.importedCSS != "" {
 		t.Run("css imported by a script swaps in place too", func(t *testing.T) {
 			evalJS[string](t, ctx, `window.marker = "still here"`)
 			d.write(t, site.importedCSS, "#out { color: rgb(0, 128, 0); }\n")
-			waitJS(t, ctx, `getComputedStyle(document.getElementById("out")).color === "rgb(0, 128, 0)"`)
+			testsvc.WaitJS(t, ctx, `getComputedStyle(document.getElementById("out")).color === "rgb(0, 128, 0)"`)
 			if !evalJS[bool](t, ctx, noNavigation) {
 				t.Fatal("window.marker: got it gone, want the page not reloaded")
 			}
-			waitJS(t, ctx, styleSheets+fmt.Sprintf(" === %d", sheets))
+			testsvc.WaitJS(t, ctx, styleSheets+fmt.Sprintf(" === %d", sheets))
 		})
 	}
 
 	t.Run("script change reloads with the new behaviour", func(t *testing.T) {
 		d.write(t, "js/app.js", site.script("version 2"))
-		waitJS(t, ctx, outText+` === "version 2"`)
+		testsvc.WaitJS(t, ctx, outText+` === "version 2"`)
 		if evalJS[bool](t, ctx, `window.marker !== undefined`) {
 			t.Fatal("window.marker: got it kept, want a fresh page after a script change")
 		}
@@ -168,7 +149,7 @@ func testLiveReload(t *testing.T, site liveReloadSite) {
 		waitClients(t, d, 1)
 		evalJS[string](t, ctx, `window.marker = "still here"`)
 		d.write(t, "js/app.js", site.broken)
-		waitJS(t, ctx, overlayText+fmt.Sprintf(`.includes(%q)`, site.brokenAt))
+		testsvc.WaitJS(t, ctx, overlayText+fmt.Sprintf(`.includes(%q)`, site.brokenAt))
 		text := evalJS[string](t, ctx, overlayText)
 		if !strings.Contains(text, site.brokenText) || !strings.Contains(text, site.brokenIn) {
 			t.Fatalf("overlay: got %q, want the message %q and the source line %q", text, site.brokenText, site.brokenIn)
@@ -182,13 +163,13 @@ func testLiveReload(t *testing.T, site liveReloadSite) {
 		if err := chromedp.Do(tab, chromedp.Navigate(d.URL+"/")); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, tab, overlayText+fmt.Sprintf(`.includes(%q)`, site.brokenAt))
+		testsvc.WaitJS(t, tab, overlayText+fmt.Sprintf(`.includes(%q)`, site.brokenAt))
 	})
 
 	t.Run("fixing the script removes the overlay", func(t *testing.T) {
 		d.write(t, "js/app.js", site.script("version 3"))
-		waitJS(t, ctx, outText+` === "version 3"`)
-		waitJS(t, ctx, overlayText+` === ""`)
+		testsvc.WaitJS(t, ctx, outText+` === "version 3"`)
+		testsvc.WaitJS(t, ctx, overlayText+` === ""`)
 	})
 }
 
@@ -200,7 +181,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(first.URL+"/")); err != nil {
 		t.Fatalf("open page: %v", err)
 	}
-	waitJS(t, ctx, outText+` === "version 1"`)
+	testsvc.WaitJS(t, ctx, outText+` === "version 1"`)
 	waitClients(t, first, 1)
 	if err := first.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -208,7 +189,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	// Edited while no server runs: the tab must catch up on reconnect.
 	writeFiles(t, site, map[string]string{"js/app.js": "document.getElementById(\"out\").textContent = \"after restart\";\n"})
 	startDevOn(t, Options{SiteDir: site}, addr)
-	waitJS(t, ctx, outText+` === "after restart"`)
+	testsvc.WaitJS(t, ctx, outText+` === "after restart"`)
 }
 
 func TestBrowserTabsShareOneStream(t *testing.T) {
@@ -224,7 +205,7 @@ func TestBrowserTabsShareOneStream(t *testing.T) {
 		if err := chromedp.Do(tab, chromedp.Navigate(d.URL+"/")); err != nil {
 			t.Fatalf("open page: %v", err)
 		}
-		waitJS(t, tab, outText+` === "version 1"`)
+		testsvc.WaitJS(t, tab, outText+` === "version 1"`)
 	}
 	waitClients(t, d, 1)
 	for _, tab := range []context.Context{first, second, third} {
@@ -233,7 +214,7 @@ func TestBrowserTabsShareOneStream(t *testing.T) {
 
 	d.write(t, "css/site.css", "h1 { color: rgb(0, 0, 255); }\n")
 	for i, tab := range []context.Context{first, second, third} {
-		waitJS(t, tab, titleColor+` === "rgb(0, 0, 255)"`)
+		testsvc.WaitJS(t, tab, titleColor+` === "rgb(0, 0, 255)"`)
 		if !evalJS[bool](t, tab, noNavigation) {
 			t.Fatalf("tab %d: got it reloaded, want the stylesheet swapped in place", i)
 		}
@@ -250,6 +231,6 @@ func TestBrowserTabsShareOneStream(t *testing.T) {
 	waitClients(t, d, 1)
 	d.write(t, "js/app.js", "document.getElementById(\"out\").textContent = \"version 2\";\n")
 	for _, tab := range []context.Context{second, third} {
-		waitJS(t, tab, outText+` === "version 2"`)
+		testsvc.WaitJS(t, tab, outText+` === "version 2"`)
 	}
 }

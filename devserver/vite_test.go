@@ -44,7 +44,7 @@ func TestBrowserViteProject(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.URL+"/")); err != nil {
 		t.Fatalf("open page: %v", err)
 	}
-	waitJS(t, ctx, outText+` === "development true false hi-dev"`)
+	testsvc.WaitJS(t, ctx, outText+` === "development true false hi-dev"`)
 	fetchText := func(p string) string {
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch("`+p+`").then(r => r.status + " " + r.headers.get("content-type").split(";")[0])`, chromedp.EvalAwaitPromise))
 		if err != nil {
@@ -58,8 +58,8 @@ func TestBrowserViteProject(t *testing.T) {
 	waitClients(t, d, 1)
 	evalJS[string](t, ctx, `window.marker = "still here"`)
 	d.write(t, "public/data.txt", "v2")
-	waitJS(t, ctx, `window.marker === undefined`)
-	waitJS(t, ctx, outText+` === "development true false hi-dev"`)
+	testsvc.WaitJS(t, ctx, `window.marker === undefined`)
+	testsvc.WaitJS(t, ctx, outText+` === "development true false hi-dev"`)
 	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch("/data.txt").then(r => r.text())`, chromedp.EvalAwaitPromise))
 	if err != nil || body != "v2" {
 		t.Errorf("/data.txt after the change: got %q, %v, want v2", body, err)

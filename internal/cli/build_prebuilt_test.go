@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -97,17 +96,7 @@ func TestPrebuiltDeploy(t *testing.T) {
 	browser := testsvc.Chromium(t)
 	eval := func(expr string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			ok, err := chromedp.Run(browser, chromedp.Evaluate[bool](expr))
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waited 30s for %s: got %v, %v", expr, ok, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testsvc.WaitJS(t, browser, expr)
 	}
 	if err := chromedp.Do(browser, chromedp.Navigate(cdn.URL+"/")); err != nil {
 		t.Fatal(err)

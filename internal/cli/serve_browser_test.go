@@ -92,11 +92,11 @@ func TestServeInChromium(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(s.URL+"/products/p1")); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
-	waitJS(t, ctx, `document.readyState === "complete" && document.fonts.status === "loaded"`)
+	testsvc.WaitJS(t, ctx, `document.readyState === "complete" && document.fonts.status === "loaded"`)
 	if _, err := chromedp.Run(ctx, chromedp.Click(chromedp.CSS("#open-gallery"))); err != nil {
 		t.Fatalf("click #open-gallery: %v", err)
 	}
-	waitJS(t, ctx, `document.querySelectorAll("#gallery > div").length === 3`)
+	testsvc.WaitJS(t, ctx, `document.querySelectorAll("#gallery > div").length === 3`)
 
 	// Every resource the page used, with the status the browser saw.
 	type resource struct {
@@ -173,24 +173,6 @@ func TestServeInChromium(t *testing.T) {
 	if got.Without || !got.With || !strings.HasPrefix(got.Violated, "script-src") {
 		t.Errorf("CSP: got inline without nonce ran=%v, with nonce ran=%v, violation %q; want false, true, script-src*", got.Without, got.With, got.Violated)
 	}
-}
-
-// waitJS evaluates expr in the page until it is true (30 s at most).
-func waitJS(t *testing.T, ctx context.Context, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		evalCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ok, err := chromedp.Run(evalCtx, chromedp.Evaluate[bool](expr))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("waited 30s for %s: still false (last error: %v)", expr, lastErr)
 }
 
 func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {

@@ -2,7 +2,9 @@ package testsvc
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -47,4 +49,36 @@ func Chromium(t testing.TB) context.Context {
 		t.Fatalf("start chromium: %v (install it with `apt-get install -y chromium`)", err)
 	}
 	return ctx
+}
+
+// JSDeadline bounds PollJS. It is a correctness bound, not a speed
+// assertion: a working page is nowhere near it.
+const JSDeadline = 30 * time.Second
+
+// PollJS evaluates expr in the page of ctx until it is true, for at most
+// JSDeadline. It polls from Go, not with chromedp.Poll, so a wait may span
+// page reloads; each evaluation gets 5 s, so a reload in progress cannot
+// hang it.
+func PollJS(ctx context.Context, expr string) error {
+	deadline := time.Now().Add(JSDeadline)
+	for {
+		evalCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ok, err := chromedp.Run(evalCtx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited %v for %s: still false (last error: %v)", JSDeadline, expr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitJS is PollJS that fails the test when expr never becomes true.
+func WaitJS(t testing.TB, ctx context.Context, expr string) {
+	t.Helper()
+	if err := PollJS(ctx, expr); err != nil {
+		t.Fatal(err)
+	}
 }
